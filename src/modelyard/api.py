@@ -1,0 +1,17 @@
+"""Every router of the HTTP API, in one place: the map from URL to domain."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from modelyard.event.endpoints import router as events_router
+from modelyard.health.endpoints import router as health_router
+from modelyard.identity.endpoints import router as identity_router
+from modelyard.workspace.endpoints import router as workspaces_router
+
+ROUTERS = [health_router, identity_router, workspaces_router, events_router]
+
+
+def include_routers(app: FastAPI) -> None:
+    for router in ROUTERS:
+        app.include_router(router)

@@ -1,0 +1,167 @@
+"""The FastAPI application: routers, the request middleware, and the handlers that turn every error into the
+one error body of DESIGN.md section 4."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm.exc import StaleDataError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from modelyard import __version__, auth
+from modelyard.api import include_routers
+from modelyard.config import Settings, get_settings
+from modelyard.context import AppContext
+from modelyard.db.engine import Database
+from modelyard.errors import ErrorBody, ModelyardError
+from modelyard.job import repository as jobs
+from modelyard.observability import Metrics, RequestMiddleware
+
+log = logging.getLogger("modelyard.app")
+
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    409: "CONFLICT",
+    411: "LENGTH_REQUIRED",
+    412: "PRECONDITION_FAILED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    416: "RANGE_NOT_SATISFIABLE",
+    422: "VALIDATION_ERROR",
+}
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
+    # Pydantic's `input` and `ctx` may echo secrets or huge bodies back; keep loc/msg/type only.
+    cleaned = []
+    for error in errors:
+        cleaned.append(
+            {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")), "type": error.get("type", "")}
+        )
+    return cleaned
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ModelyardError)
+    async def domain_error(_request: Request, exc: ModelyardError) -> JSONResponse:
+        return _json(exc.status_code, exc.body(), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = _clean_validation_errors(exc.errors())
+        first = detail[0] if detail else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"])
+        more = f" (and {len(detail) - 1} more)" if len(detail) > 1 else ""
+        return _json(
+            422,
+            {
+                "error_code": "VALIDATION_ERROR",
+                "error_msg": f"Invalid request: {where}: {first['msg']}{more}",
+                "solution_msg": "Fix the fields listed in 'detail' and retry",
+                "detail": detail,
+            },
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            message = f"No route for {request.method} {request.url.path}"
+            solution = "See /docs for the API's routes"
+        elif exc.status_code == 405:
+            message = f"Method {request.method} is not allowed on {request.url.path}"
+            solution = "See the Allow header or /docs for the methods this route accepts"
+        else:
+            message, solution = str(exc.detail), ""
+        return _json(
+            exc.status_code,
+            {"error_code": code, "error_msg": message, "solution_msg": solution, "detail": None},
+            dict(exc.headers or {}),
+        )
+
+    @app.exception_handler(StaleDataError)
+    async def stale(_request: Request, _exc: StaleDataError) -> JSONResponse:
+        return _json(
+            409,
+            {
+                "error_code": "CONCURRENT_MODIFICATION",
+                "error_msg": "The resource was changed by another request while this one was being applied",
+                "solution_msg": "GET the resource again and retry",
+                "detail": None,
+            },
+        )
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": desc}
+    for code, desc in {
+        400: "Bad request",
+        401: "Missing or invalid token",
+        403: "Not allowed",
+        404: "Not found",
+        409: "Conflict",
+        412: "If-Match mismatch",
+        413: "Too large",
+        422: "Validation error",
+    }.items()
+}
+
+
+def create_app(
+    settings: Settings | None = None, *, db: Database | None = None, start_worker: bool | None = None
+) -> FastAPI:
+    settings = settings or get_settings()
+    db = db or Database(settings.database_url)
+    metrics = Metrics()
+    ctx = AppContext(settings=settings, db=db, authenticate=auth.authenticate)
+    run_worker = settings.worker if start_worker is None else start_worker
+
+    def job_counts() -> dict[str, int]:
+        with db.session(write=False) as session:
+            return jobs.counts_by_status(session)
+
+    metrics.add_job_counts(job_counts)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if run_worker:
+            from modelyard.job.worker import Worker
+
+            worker = Worker(db, settings)
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await run_in_threadpool(worker.stop)
+
+    app = FastAPI(
+        title="modelyard",
+        version=__version__,
+        description="A registry for large language models, their versions, adapters, files and lineage.",
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+    )
+    app.state.ctx = ctx
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    include_routers(app)
+    app.add_middleware(RequestMiddleware, metrics=metrics)
+    return app

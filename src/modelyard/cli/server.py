@@ -1,0 +1,100 @@
+"""`modelyard serve`, `modelyard worker` and `modelyard db upgrade`: the commands that run the server side."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from modelyard.config import Settings
+    from modelyard.db.engine import Database
+
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+err = Console(stderr=True)
+
+
+def _prepare() -> tuple[Settings, Database]:
+    from modelyard.config import get_settings
+    from modelyard.db import migrate
+    from modelyard.db.engine import Database
+    from modelyard.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database_url)
+    migrate.upgrade(db.engine)
+    return settings, db
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration to MODELYARD_DATABASE_URL."""
+    from modelyard.db import migrate
+
+    _settings, db = _prepare()
+    err.print(f"Database at migration {migrate.current_revision(db.engine)} (head).")
+
+
+def serve(
+    host: str = typer.Option(None, help="Bind address (default: MODELYARD_HOST)"),
+    port: int = typer.Option(None, help="Port (default: MODELYARD_PORT)"),
+    workers: int = typer.Option(1, min=1, help="Uvicorn worker processes (PostgreSQL only above 1)"),
+) -> None:
+    """Upgrade the database, create the first admin if needed, and serve the API, docs and UI."""
+    import uvicorn
+
+    from modelyard.app import create_app
+    from modelyard.bootstrap import ensure_admin
+
+    settings, db = _prepare()
+    host = host or settings.host
+    port = settings.port if port is None else port
+    secret = ensure_admin(db, settings)
+    if secret:
+        err.print(f"[bold]Admin token[/bold] (printed once, also in {settings.admin_token_path}):")
+        print(secret, flush=True)
+    else:
+        err.print(f"Admin token: stored in {settings.admin_token_path}")
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    err.print(f"API docs: http://{shown_host}:{port}/docs   API: http://{shown_host}:{port}/v1")
+    if workers > 1:
+        if settings.is_sqlite:
+            err.print("[red]More than one worker process needs PostgreSQL (SQLite has one writer).[/red]")
+            raise typer.Exit(2)
+        db.dispose()
+        uvicorn.run(
+            "modelyard.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+        )
+        return
+    app = create_app(settings, db=db)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def worker() -> None:
+    """Run background jobs until interrupted (any number of these may share one PostgreSQL database)."""
+    from modelyard.job.worker import Worker
+
+    settings, db = _prepare()
+    runner = Worker(db, settings)
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        runner.stop_event.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    err.print(f"Worker {runner.name} started ({settings.worker_concurrency} threads).")
+    runner.run_forever()
+    err.print("Worker stopped.")
+    sys.exit(0)

@@ -1,0 +1,18 @@
+"""What the running app holds: settings, the database, and the hooks the request boundary needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from modelyard.config import Settings
+from modelyard.db.engine import Database
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    # Set by the app: resolves the caller of a request (see modelyard.auth.authenticate).
+    authenticate: Callable[..., Any]

@@ -1,0 +1,9 @@
+"""Imports every table so `Base.metadata` is complete (for Alembic and for the tests' schema checks)."""
+
+from modelyard.event.tables import Event
+from modelyard.identity.tables import ApiToken, User
+from modelyard.job.tables import Job
+from modelyard.kit.tables import IdempotencyKey
+from modelyard.workspace.tables import Membership, Workspace
+
+__all__ = ["ApiToken", "Event", "IdempotencyKey", "Job", "Membership", "User", "Workspace"]

@@ -1,0 +1,51 @@
+"""Recording and reading the event log. `record` adds the row to the caller's transaction: the event commits
+exactly when the change it describes does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from modelyard.event.tables import Event
+from modelyard.kit.pagination import ListQuery, Pagination, paginate
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    kind: str,
+    name: str,
+    resource_id: str,
+    workspace_id: str | None = None,
+    workspace: str | None = None,
+    changes: dict[str, Any] | None = None,
+) -> Event:
+    event = Event(
+        actor=actor,
+        action=action,
+        resource_kind=kind,
+        resource_name=name,
+        resource_id=resource_id,
+        workspace_id=workspace_id,
+        workspace=workspace,
+        changes=changes or {},
+    )
+    session.add(event)
+    return event
+
+
+def list_events(session: Session, workspace_id: str, query: ListQuery) -> tuple[list[Event], Pagination, str | None]:
+    stmt = sa.select(Event).where(Event.workspace_id == workspace_id)
+    filters = query.filters
+    if "action" in filters:
+        stmt = stmt.where(Event.action == filters["action"])
+    if "resource_kind" in filters:
+        stmt = stmt.where(Event.resource_kind == filters["resource_kind"])
+    if "since" in filters:
+        stmt = stmt.where(Event.at >= filters["since"])
+    # The id orders events as they were written; `at` sorts by it too so keyset pages stay on one index.
+    return paginate(session, stmt, query, columns={"at": Event.id}, tiebreak=Event.id)

@@ -1,0 +1,45 @@
+"""SQL for users and tokens."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from modelyard.identity.tables import ApiToken, User
+
+
+def find_token(session: Session, token_hash: str) -> tuple[ApiToken, User] | None:
+    row = session.execute(
+        sa.select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == token_hash)
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def get_user_by_name(session: Session, name: str) -> User | None:
+    return session.scalar(sa.select(User).where(User.name == name))
+
+
+def users_query(name_prefix: str | None = None, is_admin: bool | None = None) -> sa.Select[User]:
+    stmt = sa.select(User)
+    if name_prefix:
+        stmt = stmt.where(User.name.startswith(name_prefix, autoescape=True))
+    if is_admin is not None:
+        stmt = stmt.where(User.is_admin == is_admin)
+    return stmt
+
+
+def tokens_query(user_id: str | None) -> sa.Select[ApiToken]:
+    stmt = sa.select(ApiToken)
+    if user_id is not None:
+        stmt = stmt.where(ApiToken.user_id == user_id)
+    return stmt
+
+
+def count_admins(session: Session) -> int:
+    return session.scalar(sa.select(sa.func.count()).select_from(User).where(User.is_admin.is_(True))) or 0
+
+
+def users_by_id(session: Session, ids: set[str]) -> dict[str, User]:
+    if not ids:
+        return {}
+    return {u.id: u for u in session.scalars(sa.select(User).where(User.id.in_(ids)))}

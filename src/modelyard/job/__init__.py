@@ -1,0 +1,1 @@
+"""Background jobs: a table of work with leases, and the worker that runs it."""

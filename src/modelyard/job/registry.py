@@ -1,0 +1,64 @@
+"""Job kinds. A domain registers a handler per kind with `@job_kind("fileset.scan")`; handlers run at least once
+(a job whose worker died runs again), so they must be safe to repeat."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from modelyard.config import Settings
+from modelyard.db.engine import Database
+
+
+@dataclass(frozen=True)
+class JobContext:
+    job_id: str
+    kind: str
+    payload: dict[str, Any]
+    attempt: int
+    db: Database
+    settings: Settings
+    worker_id: str
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A short write transaction, committed on success. Keep long work (reading files, network) outside."""
+        session = self.db.session(write=True)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+
+Handler = Callable[[JobContext], dict[str, Any] | None]
+_HANDLERS: dict[str, Handler] = {}
+
+
+class PermanentJobError(Exception):
+    """Raised by a handler for a failure that retrying cannot fix: the job fails at once."""
+
+
+def job_kind(name: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        _HANDLERS[name] = handler
+        return handler
+
+    return register
+
+
+def get_handler(kind: str) -> Handler | None:
+    return _HANDLERS.get(kind)
+
+
+def load_modules(names: list[str]) -> None:
+    for name in names:
+        importlib.import_module(name)

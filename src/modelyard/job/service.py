@@ -1,0 +1,36 @@
+"""Enqueueing jobs, in the caller's transaction: the job exists exactly when the change that needs it commits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from modelyard.db.base import utcnow
+from modelyard.job.tables import Job
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    workspace_id: str | None = None,
+    max_attempts: int = 5,
+    run_after: datetime | None = None,
+) -> Job:
+    job = Job(
+        kind=kind,
+        payload=payload or {},
+        workspace_id=workspace_id,
+        max_attempts=max_attempts,
+        run_after=run_after or utcnow(),
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, job_id: str) -> Job | None:
+    return session.get(Job, job_id)

@@ -1,0 +1,178 @@
+"""The worker: claims a job with a lease, keeps the lease alive from a heartbeat thread while the handler runs,
+then records success, a retry with exponential backoff, or the final failure. A job whose worker died keeps
+its lease until it expires; then another worker claims it again (the attempt counts)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+from datetime import timedelta
+from typing import Any
+
+from modelyard.config import Settings
+from modelyard.db.base import utcnow
+from modelyard.db.engine import Database
+from modelyard.job import repository
+from modelyard.job.registry import JobContext, PermanentJobError, get_handler, load_modules
+from modelyard.job.tables import Job, JobStatus
+
+log = logging.getLogger("modelyard.worker")
+MAX_ERROR_CHARS = 8000
+
+
+class Worker:
+    def __init__(self, db: Database, settings: Settings, *, name: str | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.stop_event = threading.Event()
+        self._threads: list[threading.Thread] = []
+        load_modules(settings.job_modules)
+
+    # -- one job ---------------------------------------------------------------------------------------------
+
+    def _claim(self, worker_id: str) -> tuple[str, str, dict[str, Any], int, int] | None:
+        with self.db.session(write=True) as session:
+            job = repository.claim(session, worker_id, self.settings.job_lease_seconds, utcnow())
+            if job is None:
+                session.rollback()
+                return None
+            claimed = (job.id, job.kind, dict(job.payload), job.attempts, job.max_attempts)
+            session.commit()
+            return claimed
+
+    def run_once(self, worker_id: str | None = None) -> bool:
+        """Claim and run one job; False when there was nothing to do."""
+        worker_id = worker_id or self.name
+        claimed = self._claim(worker_id)
+        if claimed is None:
+            return False
+        job_id, kind, payload, attempt, max_attempts = claimed
+        if attempt > max_attempts:
+            # The previous attempt's worker died holding the lease, and that was the last attempt.
+            self._record(
+                job_id,
+                worker_id,
+                failed=True,
+                error=f"Gave up after {max_attempts} attempts: the last attempt's worker stopped before finishing",
+                attempt=attempt,
+            )
+            return True
+        handler = get_handler(kind)
+        if handler is None:
+            self._record(job_id, worker_id, failed=True, error=f"No handler for job kind '{kind}'", attempt=attempt)
+            return True
+        ctx = JobContext(job_id, kind, payload, attempt, self.db, self.settings, worker_id)
+        stop_heartbeat = threading.Event()
+        heartbeat = threading.Thread(
+            target=self._heartbeat, args=(job_id, worker_id, stop_heartbeat), daemon=True, name=f"heartbeat-{job_id}"
+        )
+        heartbeat.start()
+        log.info("job %s (%s) attempt %d started", job_id, kind, attempt)
+        try:
+            result = handler(ctx)
+        except PermanentJobError as exc:
+            self._record(job_id, worker_id, failed=True, error=str(exc), attempt=attempt)
+        except Exception as exc:
+            error = "".join(traceback.format_exception_only(exc)).strip()
+            log.warning("job %s (%s) attempt %d failed: %s", job_id, kind, attempt, error)
+            self._record(job_id, worker_id, failed=attempt >= max_attempts, error=error, attempt=attempt, retry=True)
+        else:
+            self._record(job_id, worker_id, failed=False, result=result, attempt=attempt)
+        finally:
+            stop_heartbeat.set()
+            heartbeat.join()
+        return True
+
+    def _heartbeat(self, job_id: str, worker_id: str, stop: threading.Event) -> None:
+        interval = self.settings.job_lease_seconds / 3
+        while not stop.wait(interval):
+            try:
+                with self.db.session(write=True) as session:
+                    until = utcnow() + timedelta(seconds=self.settings.job_lease_seconds)
+                    still_ours = repository.extend_lease(session, job_id, worker_id, until)
+                    session.commit()
+                if not still_ours:
+                    log.warning("job %s: lease lost to another worker", job_id)
+                    return
+            except Exception:
+                log.exception("job %s: heartbeat failed", job_id)
+
+    def _record(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        failed: bool,
+        attempt: int,
+        error: str | None = None,
+        result: dict[str, Any] | None = None,
+        retry: bool = False,
+    ) -> None:
+        now = utcnow()
+        values: dict[str, Any]
+        if not failed and not retry:
+            values = {"status": JobStatus.SUCCEEDED.value, "result": result, "finished_at": now, "last_error": None}
+        elif failed:
+            values = {
+                "status": JobStatus.FAILED.value,
+                "last_error": (error or "")[:MAX_ERROR_CHARS],
+                "finished_at": now,
+            }
+        else:
+            delay = self.settings.job_backoff_seconds * (2 ** (attempt - 1))
+            values = {
+                "status": JobStatus.QUEUED.value,
+                "last_error": (error or "")[:MAX_ERROR_CHARS],
+                "run_after": now + timedelta(seconds=min(delay, 3600)),
+            }
+        values.update({"lease_expires_at": None, "updated_at": now})
+        with self.db.session(write=True) as session:
+            if failed or retry:
+                values["locked_by"] = None
+            ours = repository.finish(session, job_id, worker_id, **values)
+            session.commit()
+        if not ours:
+            log.warning("job %s: finished after its lease was taken over; result discarded", job_id)
+        elif failed:
+            log.error("job %s failed for good after attempt %d: %s", job_id, attempt, error)
+
+    # -- the loop --------------------------------------------------------------------------------------------
+
+    def _loop(self, worker_id: str) -> None:
+        while not self.stop_event.is_set():
+            try:
+                busy = self.run_once(worker_id)
+            except Exception:
+                log.exception("worker %s: error in the job loop", worker_id)
+                busy = False
+            if not busy:
+                self.stop_event.wait(self.settings.job_poll_seconds)
+
+    def start(self) -> None:
+        """Run the loop in background threads (as `modelyard serve` does)."""
+        for index in range(self.settings.worker_concurrency):
+            worker_id = f"{self.name}:{index}"
+            thread = threading.Thread(target=self._loop, args=(worker_id,), daemon=True, name=f"worker-{index}")
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def run_forever(self) -> None:
+        """Run the loop until stop() (as `modelyard worker` does)."""
+        self.start()
+        try:
+            while not self.stop_event.wait(0.5):
+                pass
+        finally:
+            self.stop()
+
+
+__all__ = ["Job", "Worker"]

@@ -1,0 +1,201 @@
+"""Lists: page/page_size offsets, keyset continuation through `page_token`, sorting and filters, once for
+every list endpoint (DESIGN.md section 4).
+
+A `page_token` carries the sort, a fingerprint of the filters and the last row's sort key and id, so the next
+page is a `WHERE (key, id) > (last_key, last_id)` range scan on an index however deep it is."""
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from fastapi import Depends, Query, Request
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from modelyard.db.base import UTCDateTime
+from modelyard.errors import BadRequest, validation_error
+
+T = TypeVar("T")
+
+PAGING_PARAMS = ("page", "page_size", "sort", "page_token")
+DEFAULT_SORTS = ("created_at", "updated_at", "name")
+
+
+class Filters(BaseModel):
+    """Base of each list's filter set: one optional field per query parameter."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class NoFilters(Filters):
+    pass
+
+
+class Pagination(BaseModel):
+    page: int
+    page_size: int
+    current_page_size: int
+    total_pages: int
+    total_results: int
+
+
+class Page(BaseModel, Generic[T]):
+    data: list[T]
+    pagination: Pagination
+    next_page_token: str | None = None
+
+
+@dataclass
+class ListQuery:
+    page: int
+    page_size: int
+    sort: str
+    page_token: str | None
+    filters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def descending(self) -> bool:
+        return self.sort.startswith("-")
+
+    @property
+    def sort_field(self) -> str:
+        return self.sort.lstrip("-")
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(self.filters, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def list_params(
+    filters: type[Filters] = NoFilters,
+    *,
+    sorts: Sequence[str] = DEFAULT_SORTS,
+    default_sort: str = "-created_at",
+) -> Callable[..., ListQuery]:
+    """A FastAPI dependency that parses paging, sorting and the given filters, and refuses (400) any query
+    parameter the list does not know, naming the valid ones."""
+    allowed_sorts = [s for name in sorts for s in (name, f"-{name}")]
+    valid = sorted(set(PAGING_PARAMS) | set(filters.model_fields))
+
+    def dependency(
+        request: Request,
+        filter_values: Annotated[filters, Query()],  # type: ignore[valid-type]
+        page: Annotated[int, Query(ge=1, description="1-based page number (ignored with page_token)")] = 1,
+        page_size: Annotated[int, Query(ge=1, le=1000, description="Results per page, 1 to 1000")] = 100,
+        sort: Annotated[str, Query(description=f"One of: {', '.join(allowed_sorts)}")] = default_sort,
+        page_token: Annotated[str | None, Query(description="The next_page_token of the previous page")] = None,
+    ) -> ListQuery:
+        unknown = sorted(set(request.query_params.keys()) - set(valid))
+        if unknown:
+            raise BadRequest(
+                f"Unknown query parameter(s): {', '.join(unknown)}. Valid parameters: {', '.join(valid)}",
+                error_code="UNKNOWN_QUERY_PARAMETER",
+                solution_msg="Remove the unknown parameters or use one of the valid ones",
+                detail={"unknown": unknown, "valid": valid},
+            )
+        if sort not in allowed_sorts:
+            raise validation_error(["query", "sort"], f"Input should be one of: {', '.join(allowed_sorts)}", "enum")
+        values = filter_values.model_dump(exclude_none=True)  # type: ignore[attr-defined]
+        values = {k: v for k, v in values.items() if v != []}
+        return ListQuery(page=page, page_size=page_size, sort=sort, page_token=page_token, filters=values)
+
+    return dependency
+
+
+def _encode_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _decode_value(column: InstrumentedAttribute[Any], value: Any) -> Any:
+    if isinstance(column.type, UTCDateTime):
+        if not isinstance(value, str):
+            raise ValueError("bad timestamp")
+        return datetime.fromisoformat(value)
+    return value
+
+
+def _bad_token(reason: str) -> BadRequest:
+    return BadRequest(
+        f"Invalid page_token: {reason}",
+        error_code="INVALID_PAGE_TOKEN",
+        solution_msg="Pass the next_page_token of a previous answer unchanged, with the same sort and filters",
+    )
+
+
+def _decode_token(token: str) -> dict[str, Any]:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError) as exc:
+        raise _bad_token("it is not a token this server issued") from exc
+    if not isinstance(data, dict) or not {"s", "f", "k", "i", "p"} <= data.keys():
+        raise _bad_token("it is not a token this server issued")
+    return data
+
+
+def paginate(
+    session: Session,
+    stmt: sa.Select[Any],
+    query: ListQuery,
+    *,
+    columns: dict[str, InstrumentedAttribute[Any]],
+    tiebreak: InstrumentedAttribute[Any],
+    count: bool = True,
+) -> tuple[list[Any], Pagination, str | None]:
+    """Run `stmt` (already filtered) for one page. `columns` maps each sort name to its column; `tiebreak` is
+    a unique column that orders rows with equal sort keys."""
+    column = columns[query.sort_field]
+    order = (column.desc(), tiebreak.desc()) if query.descending else (column.asc(), tiebreak.asc())
+    page_stmt = stmt.order_by(*order)
+    page_number = query.page
+    if query.page_token:
+        token = _decode_token(query.page_token)
+        if token["s"] != query.sort:
+            raise _bad_token(f"it was issued for sort={token['s']}, not sort={query.sort}")
+        if token["f"] != query.fingerprint():
+            raise _bad_token("it was issued for other filters")
+        try:
+            last = _decode_value(column, token["k"])
+            page_number = int(token["p"]) + 1
+        except (ValueError, TypeError) as exc:
+            raise _bad_token("it is damaged") from exc
+        key = sa.tuple_(column, tiebreak)
+        page_stmt = page_stmt.where(key < (last, token["i"]) if query.descending else key > (last, token["i"]))
+    else:
+        page_stmt = page_stmt.offset((query.page - 1) * query.page_size)
+    rows = list(session.scalars(page_stmt.limit(query.page_size + 1)))
+    has_more = len(rows) > query.page_size
+    rows = rows[: query.page_size]
+    next_token = None
+    if has_more and rows:
+        last_row = rows[-1]
+        payload = {
+            "s": query.sort,
+            "f": query.fingerprint(),
+            "k": _encode_value(getattr(last_row, column.key)),
+            "i": getattr(last_row, tiebreak.key),
+            "p": page_number,
+        }
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        next_token = base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    total = 0
+    if count:
+        total = session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    pagination = Pagination(
+        page=page_number,
+        page_size=query.page_size,
+        current_page_size=len(rows),
+        total_pages=math.ceil(total / query.page_size) if total else 0,
+        total_results=total,
+    )
+    return rows, pagination, next_token
+
+
+ListParams = Annotated[ListQuery, Depends(list_params())]

@@ -1,0 +1,109 @@
+"""The request boundary: one database session per request, one commit when the endpoint succeeded, a rollback
+otherwise; the JSON body size limit; and `Idempotency-Key` replays. Every API router uses `TransactionalRoute`.
+
+The commit happens here, before the response is sent, so a client never sees a 2xx for a change that did not
+commit (FastAPI's yield dependencies may run their exit code after the response has gone out)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from modelyard.errors import PayloadTooLarge
+from modelyard.kit import idempotency
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+STREAMED_BODY = "x-modelyard-streamed-body"
+
+
+async def read_body_limited(request: Request, limit: int) -> None:
+    """Read the body into the request (where FastAPI will find it), refusing it with 413 past `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    request._body = b"".join(chunks)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The request body is larger than {limit} bytes",
+        error_code="BODY_TOO_LARGE",
+        solution_msg="Send a smaller body, or raise MODELYARD_MAX_JSON_BYTES on the server",
+    )
+
+
+def _finish(session: Session, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
+
+
+class TransactionalRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        streams_body = bool((self.openapi_extra or {}).get(STREAMED_BODY))
+
+        async def boundary(request: Request) -> Response:
+            ctx = request.app.state.ctx
+            if not streams_body:
+                await read_body_limited(request, ctx.settings.max_json_bytes)
+            write = request.method not in SAFE_METHODS
+            session = ctx.db.session(write=write)
+            request.state.db = session
+            committed = False
+            try:
+                key = request.headers.get("idempotency-key") if request.method == "POST" else None
+                principal = None
+                if key is not None:
+                    idempotency.validate_key(key)
+                    principal = await run_in_threadpool(ctx.authenticate, session, request)
+                    fingerprint = idempotency.request_fingerprint(
+                        request.method, request.url.path, request.url.query, await request.body()
+                    )
+                    replay = await run_in_threadpool(
+                        idempotency.begin,
+                        session,
+                        principal.user_id,
+                        key,
+                        fingerprint,
+                        ctx.settings.idempotency_ttl_seconds,
+                    )
+                    if replay is not None:
+                        return replay
+                response = await handler(request)
+                if write and response.status_code < 400:
+                    if key is not None and principal is not None:
+                        idempotency.complete(session, principal.user_id, key, response)
+                    await run_in_threadpool(_finish, session, True)
+                    committed = True
+                return response
+            finally:
+                if not committed:
+                    await run_in_threadpool(_finish, session, False)
+
+        return boundary
+
+
+def get_session(request: Request) -> Session:
+    session: Session = request.state.db
+    return session
+
+
+DbSession = Annotated[Session, Depends(get_session)]

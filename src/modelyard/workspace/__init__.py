@@ -1,0 +1,1 @@
+"""Workspaces, which scope every resource, and their members."""
