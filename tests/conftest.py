@@ -34,4 +34,3 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.write_line(
             f"NOTE: ran on SQLite only; PostgreSQL was not reachable ({reason})", yellow=True, bold=True
         )
-

@@ -18,8 +18,12 @@ def test_open_routes_need_no_token(anon: TestClient) -> None:
 
 
 def test_no_token_is_401(anon: TestClient) -> None:
-    for method, path in [("GET", "/v1/workspaces"), ("POST", "/v1/workspaces"), ("GET", "/v1/me"),
-                         ("GET", "/v1/workspaces/default/events")]:
+    for method, path in [
+        ("GET", "/v1/workspaces"),
+        ("POST", "/v1/workspaces"),
+        ("GET", "/v1/me"),
+        ("GET", "/v1/workspaces/default/events"),
+    ]:
         r = anon.request(method, path, json={"name": "x"} if method == "POST" else None)
         assert r.status_code == 401, (method, path)
         assert error_shape(r)["error_code"] == "MISSING_TOKEN"
@@ -106,9 +110,10 @@ def test_non_member_reads_are_404(client: TestClient, make_user: MakeUser) -> No
     # Same answer as for a workspace that does not exist: nothing to probe.
     missing = outsider.get("/v1/workspaces/no-such-ws")
     assert missing.status_code == 404
-    assert missing.json()["error_msg"].replace("no-such-ws", "secret") == outsider.get(
-        "/v1/workspaces/secret"
-    ).json()["error_msg"]
+    assert (
+        missing.json()["error_msg"].replace("no-such-ws", "secret")
+        == outsider.get("/v1/workspaces/secret").json()["error_msg"]
+    )
     assert outsider.patch("/v1/workspaces/secret", json={"description": "x"}).status_code == 404
 
 

@@ -18,7 +18,11 @@ def test_changes_write_events(client: TestClient, make_user: MakeUser) -> None:
 
     events = client.get("/v1/workspaces/audited/events", params={"sort": "at"}).json()["data"]
     assert [e["action"] for e in events] == [
-        "workspace.created", "workspace.updated", "member.added", "member.updated", "member.removed",
+        "workspace.created",
+        "workspace.updated",
+        "member.added",
+        "member.updated",
+        "member.removed",
     ]
     updated = events[1]
     assert updated["actor"] == "admin"
@@ -64,7 +68,10 @@ def test_failed_change_writes_no_event(client: TestClient, db: Database) -> None
     client.post("/v1/workspaces", json={"name": "once"})
     before = count_rows(db, "events")
     assert client.post("/v1/workspaces", json={"name": "once"}).status_code == 409
-    assert client.patch("/v1/workspaces/once", json={"description": "x"}, headers={"If-Match": '"nope"'}).status_code == 412
+    assert (
+        client.patch("/v1/workspaces/once", json={"description": "x"}, headers={"If-Match": '"nope"'}).status_code
+        == 412
+    )
     assert count_rows(db, "events") == before
 
 

@@ -26,7 +26,9 @@ def test_user_crud(client: TestClient) -> None:
     r = client.patch("/v1/users/frank", json={"display_name": "Frank F."}, headers={"If-Match": etag})
     assert r.status_code == 200
     assert r.json()["display_name"] == "Frank F."
-    assert client.patch("/v1/users/frank", json={"display_name": "stale"}, headers={"If-Match": etag}).status_code == 412
+    assert (
+        client.patch("/v1/users/frank", json={"display_name": "stale"}, headers={"If-Match": etag}).status_code == 412
+    )
     names = [u["name"] for u in client.get("/v1/users", params={"sort": "name"}).json()["data"]]
     assert names == ["admin", "frank"]
     assert [u["name"] for u in client.get("/v1/users", params={"name_prefix": "fr"}).json()["data"]] == ["frank"]

@@ -147,25 +147,33 @@ def test_concurrent_creates_of_one_name(live_server: str, admin_token: str) -> N
 def _bulk_workspaces(db: Database, count: int, user_id: str) -> list[str]:
     now = utcnow()
     rows = [
-        {"id": new_id("ws"), "name": f"ws-{i:05d}", "description": "", "created_by": "admin", "updated_by": "admin",
-         "created_at": now, "updated_at": now, "version": 1}
+        {
+            "id": new_id("ws"),
+            "name": f"ws-{i:05d}",
+            "description": "",
+            "created_by": "admin",
+            "updated_by": "admin",
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
         for i in range(count)
     ]
     with db.session(write=True) as session:
         session.execute(sa.insert(Workspace), rows)
         session.execute(
             sa.insert(Membership),
-            [{"workspace_id": r["id"], "user_id": user_id, "role": "viewer", "created_at": now, "updated_at": now}
-             for r in rows],
+            [
+                {"workspace_id": r["id"], "user_id": user_id, "role": "viewer", "created_at": now, "updated_at": now}
+                for r in rows
+            ],
         )
         session.commit()
     return [r["name"] for r in rows]
 
 
 @pytest.mark.parametrize("sort", ["name", "-name", "created_at", "-created_at"])
-def test_page_token_walks_2500_workspaces_once_in_order(
-    db: Database, make_user: MakeUser, sort: str
-) -> None:
+def test_page_token_walks_2500_workspaces_once_in_order(db: Database, make_user: MakeUser, sort: str) -> None:
     walker = make_user("walker")
     user_id = walker.get("/v1/me").json()["id"]
     names = _bulk_workspaces(db, 2500, user_id)  # all share one created_at: the id breaks the ties
@@ -195,8 +203,7 @@ def test_page_numbers(client: TestClient) -> None:
         client.post("/v1/workspaces", json={"name": f"p{i}"})
     r = client.get("/v1/workspaces", params={"page": 2, "page_size": 2, "sort": "name"}).json()
     assert [w["name"] for w in r["data"]] == ["p1", "p2"]
-    assert r["pagination"] == {"page": 2, "page_size": 2, "current_page_size": 2, "total_pages": 3,
-                               "total_results": 6}
+    assert r["pagination"] == {"page": 2, "page_size": 2, "current_page_size": 2, "total_pages": 3, "total_results": 6}
     prefixed = client.get("/v1/workspaces", params={"name_prefix": "p", "sort": "-name"}).json()
     assert [w["name"] for w in prefixed["data"]] == ["p4", "p3", "p2", "p1", "p0"]
 

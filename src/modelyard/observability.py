@@ -39,6 +39,10 @@ class Metrics:
 
     def add_job_counts(self, source: Callable[[], dict[str, int]]) -> None:
         class _JobCollector:
+            def describe(self) -> Any:
+                # Without this the registry would call collect() (a query) when registering.
+                return [GaugeMetricFamily("modelyard_jobs", "Jobs by state", labels=["state"])]
+
             def collect(self) -> Any:
                 family = GaugeMetricFamily("modelyard_jobs", "Jobs by state", labels=["state"])
                 for state, count in source().items():

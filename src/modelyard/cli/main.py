@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from modelyard.cli import server
+from modelyard.cli import events, members, server, tokens, users, workspaces
+from modelyard.cli._common import Connection, TokenOption, UrlOption
 
 app = typer.Typer(
     name="modelyard",
@@ -12,9 +13,27 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def options(ctx: typer.Context, url: UrlOption = None, token: TokenOption = None) -> None:
+    """modelyard: a registry for large language models, their versions, adapters and files.
+
+    The resource commands talk to a server through the Python SDK: --url and --token here apply to every one
+    of them (each also accepts its own).
+    """
+    ctx.obj = Connection(url=url, token=token)
+
+
 app.command()(server.serve)
 app.command()(server.worker)
 app.add_typer(server.db_app, name="db")
+app.add_typer(workspaces.app, name="workspaces")
+app.add_typer(members.app, name="members")
+app.add_typer(users.app, name="users")
+app.add_typer(tokens.app, name="tokens")
+app.add_typer(events.app, name="events")
+app.command("me")(users.show_me)
 
 
 def main() -> None:

@@ -1,0 +1,177 @@
+"""What the resource commands share: the `--url`, `--token` and `--json` options, the SDK client they go through,
+tables for people, JSON for scripts, and errors printed as `error_code: error_msg` with exit code 1.
+
+The SDK and rich.table are imported only when a command runs, so `modelyard --help` stays fast."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
+from typing import TYPE_CHECKING, Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from modelyard.client import Client, ModelyardError
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", help="Server URL [default: MODELYARD_URL, else http://127.0.0.1:8000]", show_default=False),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        help="API token [default: MODELYARD_TOKEN, else the file $MODELYARD_HOME/admin-token]",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table")]
+LimitOption = Annotated[
+    int | None, typer.Option("--limit", min=1, help="Show at most this many results [default: all]", show_default=False)
+]
+PageSizeOption = Annotated[int, typer.Option("--page-size", min=1, max=1000, help="Results fetched per request")]
+SortOption = Annotated[
+    str | None,
+    typer.Option("--sort", help="Sort key, '-' for descending, e.g. name or -created_at", show_default=False),
+]
+IdempotencyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--idempotency-key",
+        help="Send as Idempotency-Key: a retry with the same key answers the first result again",
+        show_default=False,
+    ),
+]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")]
+
+Columns = Sequence[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The global `--url` / `--token` given before the command group (`modelyard --url ... workspaces list`)."""
+
+    url: str | None = None
+    token: str | None = None
+
+
+def _global() -> Connection:
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj if isinstance(obj, Connection) else Connection()
+
+
+def error_console() -> Console:
+    return Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def report_error(exc: ModelyardError) -> None:
+    err = error_console()
+    err.print(f"{exc.error_code}: {exc.error_msg}", style="red", markup=False)
+    if isinstance(exc.detail, list):
+        for item in exc.detail:
+            if isinstance(item, Mapping) and "msg" in item:
+                where = ".".join(str(p) for p in item.get("loc", ()))
+                err.print(f"  {where}: {item['msg']}", style="red", markup=False)
+    if exc.solution_msg:
+        err.print(exc.solution_msg, style="red", markup=False)
+
+
+@contextmanager
+def connect(url: str | None, token: str | None) -> Iterator[Client]:
+    """The SDK client for a command; any SDK error inside the block is reported and exits with code 1."""
+    from modelyard.client import Client, ModelyardError
+
+    given = _global()
+    try:
+        with Client(base_url=url or given.url, token=token or given.token) as client:
+            yield client
+    except ModelyardError as exc:
+        report_error(exc)
+        raise typer.Exit(1) from None
+
+
+def done(message: str) -> None:
+    """A confirmation for people, on stderr so that stdout stays clean for scripts."""
+    error_console().print(message, markup=False)
+
+
+def page_size_for(limit: int | None, page_size: int) -> int:
+    return min(limit, page_size) if limit else page_size
+
+
+def take(items: Iterable[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
+    return list(islice(items, limit)) if limit else list(items)
+
+
+def parse_timestamp(value: str | None, option: str) -> datetime | None:
+    """An ISO 8601 timestamp from the command line; without a time zone it is taken as UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO 8601 timestamp (e.g. 2030-01-31T12:00:00Z)", param_hint=option
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
+
+
+def print_table(items: Sequence[Mapping[str, Any]], columns: Columns, *, stderr: bool = False) -> None:
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for _key, header in columns:
+        table.add_column(header, overflow="fold")
+    for item in items:
+        table.add_row(*(_cell(item.get(key)) for key, _header in columns))
+    Console(stderr=stderr, highlight=False).print(table)
+    if not items:
+        error_console().print("(no results)", style="dim", markup=False)
+
+
+def print_fields(item: Mapping[str, Any], fields: Columns | None = None, *, stderr: bool = False) -> None:
+    """One resource as a two-column table of field and value."""
+    from rich.table import Table
+
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, label in fields or [(k, k) for k in item]:
+        table.add_row(label, _cell(item.get(key)))
+    Console(stderr=stderr, highlight=False).print(table)
+
+
+def show(item: Mapping[str, Any], as_json: bool, fields: Columns | None = None) -> None:
+    if as_json:
+        print_json(item)
+    else:
+        print_fields(item, fields)
+
+
+def show_list(items: Sequence[Mapping[str, Any]], as_json: bool, columns: Columns) -> None:
+    if as_json:
+        print_json(items)
+    else:
+        print_table(items, columns)

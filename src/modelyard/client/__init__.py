@@ -1,0 +1,52 @@
+"""The Python SDK of modelyard: `Client` and its resource groups, the list `Pager`, and the errors.
+
+It depends on httpx and the standard library only, never on the server's modules::
+
+    from modelyard.client import Client
+
+    with Client() as client:
+        client.workspaces.create("research", description="R&D")
+        for workspace in client.workspaces.list():
+            print(workspace["name"])
+"""
+
+from modelyard.client._client import Client
+from modelyard.client._http import Resource
+from modelyard.client._pager import Page, Pager
+from modelyard.client._resources import Events, Members, Tokens, Users, Workspaces
+from modelyard.client.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    ModelyardError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ConflictError",
+    "Events",
+    "Members",
+    "ModelyardError",
+    "NotFoundError",
+    "Page",
+    "Pager",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "PreconditionFailedError",
+    "Resource",
+    "ServerError",
+    "Tokens",
+    "TransportError",
+    "Users",
+    "ValidationError",
+    "Workspaces",
+]

@@ -1,0 +1,90 @@
+"""`modelyard serve` from a fresh home: migrates, creates the admin and its token file, serves the API, and
+runs the in-process worker (what `make run` does)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_serve_from_fresh_home(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
+    env.update({"MODELYARD_HOME": str(home), "MODELYARD_PORT": str(port)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelyard", "serve"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(proc.communicate()[1].decode()[-3000:])
+            time.sleep(0.1)
+        token_file = home / "admin-token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        token = token_file.read_text().strip()
+        assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "modelyard"
+        assert httpx.get(f"{base}/readyz").status_code == 200
+        me = httpx.get(f"{base}/v1/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.json()["memberships"] == [{"workspace": "default", "role": "admin"}]
+        assert (home / "modelyard.db").exists()
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=15)
+    # The token is printed once, on stdout; the docs URL on stderr.
+    assert out.decode().strip() == token
+    assert f"http://127.0.0.1:{port}/docs" in err.decode()
+
+    # A second start keeps the same admin and token, and does not print the secret again.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelyard", "serve"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/me", headers={"X-Auth-Token": token}).status_code == 200
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=15)
+    assert token not in out.decode()
+    assert "admin-token" in err.decode()
