@@ -22,19 +22,19 @@ if TYPE_CHECKING:
 
 UrlOption = Annotated[
     str | None,
-    typer.Option("--url", help="Server URL [default: MODELYARD_URL, else http://127.0.0.1:8000]", show_default=False),
+    typer.Option("--url", help="Server URL (default: MODELYARD_URL, else http://127.0.0.1:8000)", show_default=False),
 ]
 TokenOption = Annotated[
     str | None,
     typer.Option(
         "--token",
-        help="API token [default: MODELYARD_TOKEN, else the file $MODELYARD_HOME/admin-token]",
+        help="API token (default: MODELYARD_TOKEN, else the file $MODELYARD_HOME/admin-token)",
         show_default=False,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table")]
 LimitOption = Annotated[
-    int | None, typer.Option("--limit", min=1, help="Show at most this many results [default: all]", show_default=False)
+    int | None, typer.Option("--limit", min=1, help="Show at most this many results (default: all)", show_default=False)
 ]
 PageSizeOption = Annotated[int, typer.Option("--page-size", min=1, max=1000, help="Results fetched per request")]
 SortOption = Annotated[

@@ -9,7 +9,6 @@ from modelyard.cli._common import Connection, TokenOption, UrlOption
 
 app = typer.Typer(
     name="modelyard",
-    help="modelyard: a registry for large language models, their versions, adapters and files.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -19,8 +18,7 @@ app = typer.Typer(
 def options(ctx: typer.Context, url: UrlOption = None, token: TokenOption = None) -> None:
     """modelyard: a registry for large language models, their versions, adapters and files.
 
-    The resource commands talk to a server through the Python SDK: --url and --token here apply to every one
-    of them (each also accepts its own).
+    Resource commands go through the Python SDK; --url and --token here apply to all of them.
     """
     ctx.obj = Connection(url=url, token=token)
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from modelyard.db.engine import Database
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _prepare() -> tuple[Settings, Database]:

@@ -40,7 +40,7 @@ COLUMNS = [
 def create_token(
     name: Annotated[str, typer.Argument(help="A name for the token, e.g. where it is used", show_default=False)],
     user: Annotated[
-        str | None, typer.Option(help="Whose token [default: yours]; server admins may name anyone", show_default=False)
+        str | None, typer.Option(help="Whose token (default: yours); server admins may name anyone", show_default=False)
     ] = None,
     expires_at: Annotated[
         str | None,
