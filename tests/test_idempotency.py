@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import concurrent.futures
+from datetime import timedelta
 
 import httpx
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from modelyard.config import Settings
+from modelyard.db.base import utcnow
 from modelyard.db.engine import Database
+from modelyard.job.worker import Worker
+from modelyard.kit.tables import IdempotencyKey
 from tests.fixtures.app import MakeUser, error_shape
 from tests.fixtures.databases import count_rows
 
@@ -68,3 +74,16 @@ def test_concurrent_retries_create_once(live_server: str, admin_token: str, db: 
     assert [code for code, _ in results] == [201] * 4
     assert len({ws_id for _, ws_id in results}) == 1
     assert count_rows(db, "workspaces") == 2
+
+
+def test_expired_keys_are_forgotten(client: TestClient, db: Database, settings: Settings) -> None:
+    headers = {"Idempotency-Key": "old-key"}
+    assert client.post("/v1/workspaces", json={"name": "first"}, headers=headers).status_code == 201
+    with db.engine.begin() as conn:
+        conn.execute(sa.update(IdempotencyKey).values(created_at=utcnow() - timedelta(days=2)))
+    # Past the TTL the key is new again: another body is accepted, not a 422.
+    assert client.post("/v1/workspaces", json={"name": "second"}, headers=headers).status_code == 201
+    with db.engine.begin() as conn:
+        conn.execute(sa.update(IdempotencyKey).values(created_at=utcnow() - timedelta(days=2)))
+    Worker(db, settings).maintain()
+    assert count_rows(db, "idempotency_keys") == 0

@@ -9,11 +9,10 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 
@@ -62,9 +61,8 @@ class Connection:
     token: str | None = None
 
 
-def _global() -> Connection:
-    ctx = click.get_current_context(silent=True)
-    obj = ctx.find_root().obj if ctx is not None else None
+def _global(ctx: typer.Context) -> Connection:
+    obj = ctx.find_root().obj
     return obj if isinstance(obj, Connection) else Connection()
 
 
@@ -85,11 +83,12 @@ def report_error(exc: ModelyardError) -> None:
 
 
 @contextmanager
-def connect(url: str | None, token: str | None) -> Iterator[Client]:
-    """The SDK client for a command; any SDK error inside the block is reported and exits with code 1."""
+def connect(ctx: typer.Context, url: str | None, token: str | None) -> Iterator[Client]:
+    """The SDK client for a command (its own --url/--token, else the global ones, else the SDK's defaults); any
+    SDK error inside the block is reported and exits with code 1."""
     from modelyard.client import Client, ModelyardError
 
-    given = _global()
+    given = _global(ctx)
     try:
         with Client(base_url=url or given.url, token=token or given.token) as client:
             yield client
@@ -128,14 +127,38 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, *, short_time: bool = False) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if short_time and isinstance(value, str):
+        return _short_time(value)
     return str(value)
+
+
+def _short_time(value: str) -> str:
+    """'2025-01-31T12:00:00.123456Z' as '2025-01-31 12:00:00Z', which fits a table column."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    zone = "Z" if parsed.utcoffset() == timedelta(0) else parsed.strftime("%z")
+    return parsed.strftime("%Y-%m-%d %H:%M:%S") + zone
+
+
+def _is_time(key: str) -> bool:
+    return key == "at" or key.endswith("_at")
+
+
+def _console(stderr: bool) -> Console:
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        # Piped or captured: never fold cells, so that each row stays one line for grep and friends.
+        console.width = 1000
+    return console
 
 
 def print_table(items: Sequence[Mapping[str, Any]], columns: Columns, *, stderr: bool = False) -> None:
@@ -145,8 +168,8 @@ def print_table(items: Sequence[Mapping[str, Any]], columns: Columns, *, stderr:
     for _key, header in columns:
         table.add_column(header, overflow="fold")
     for item in items:
-        table.add_row(*(_cell(item.get(key)) for key, _header in columns))
-    Console(stderr=stderr, highlight=False).print(table)
+        table.add_row(*(_cell(item.get(key), short_time=_is_time(key)) for key, _header in columns))
+    _console(stderr).print(table)
     if not items:
         error_console().print("(no results)", style="dim", markup=False)
 
@@ -160,7 +183,7 @@ def print_fields(item: Mapping[str, Any], fields: Columns | None = None, *, stde
     table.add_column("value", overflow="fold")
     for key, label in fields or [(k, k) for k in item]:
         table.add_row(label, _cell(item.get(key)))
-    Console(stderr=stderr, highlight=False).print(table)
+    _console(stderr).print(table)
 
 
 def show(item: Mapping[str, Any], as_json: bool, fields: Columns | None = None) -> None:

@@ -39,6 +39,7 @@ def _row(event: dict[str, Any]) -> dict[str, Any]:
 
 @app.command("list")
 def list_events(
+    ctx: typer.Context,
     workspace: Annotated[str, typer.Argument(help="Workspace name", show_default=False)],
     action: Annotated[str | None, typer.Option(help="Only this action, e.g. member.added", show_default=False)] = None,
     resource_kind: Annotated[
@@ -56,7 +57,7 @@ def list_events(
 ) -> None:
     """List a workspace's events, newest first (--sort at for oldest first)."""
     after = parse_timestamp(since, "--since")
-    with connect(url, token) as client:
+    with connect(ctx, url, token) as client:
         pager = client.events.list(
             workspace, action, resource_kind, after, sort=sort, page_size=page_size_for(limit, page_size)
         )

@@ -38,6 +38,7 @@ COLUMNS = [
 
 @app.command("list")
 def list_members(
+    ctx: typer.Context,
     workspace: WorkspaceArgument,
     role: Annotated[str | None, typer.Option(help="Only members with this role", show_default=False)] = None,
     sort: SortOption = None,
@@ -48,7 +49,7 @@ def list_members(
     as_json: JsonOption = False,
 ) -> None:
     """List the members of a workspace."""
-    with connect(url, token) as client:
+    with connect(ctx, url, token) as client:
         pager = client.members.list(workspace, role=role, sort=sort, page_size=page_size_for(limit, page_size))
         items = take(pager, limit)
     show_list(items, as_json, COLUMNS)
@@ -56,6 +57,7 @@ def list_members(
 
 @app.command("add")
 def add_member(
+    ctx: typer.Context,
     workspace: WorkspaceArgument,
     user: UserArgument,
     role: RoleOption,
@@ -65,13 +67,14 @@ def add_member(
     as_json: JsonOption = False,
 ) -> None:
     """Add a user to a workspace with a role (workspace admins)."""
-    with connect(url, token) as client:
+    with connect(ctx, url, token) as client:
         member = client.members.add(workspace, user, role, idempotency_key=idempotency_key)
     show(member, as_json, COLUMNS)
 
 
 @app.command("set-role")
 def set_member_role(
+    ctx: typer.Context,
     workspace: WorkspaceArgument,
     user: UserArgument,
     role: RoleOption,
@@ -80,16 +83,20 @@ def set_member_role(
     as_json: JsonOption = False,
 ) -> None:
     """Change a member's role (workspace admins)."""
-    with connect(url, token) as client:
+    with connect(ctx, url, token) as client:
         member = client.members.set_role(workspace, user, role)
     show(member, as_json, COLUMNS)
 
 
 @app.command("remove")
 def remove_member(
-    workspace: WorkspaceArgument, user: UserArgument, url: UrlOption = None, token: TokenOption = None
+    ctx: typer.Context,
+    workspace: WorkspaceArgument,
+    user: UserArgument,
+    url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Remove a user from a workspace (workspace admins). The last admin cannot be removed."""
-    with connect(url, token) as client:
+    with connect(ctx, url, token) as client:
         client.members.remove(workspace, user)
     done(f"Removed '{user}' from workspace '{workspace}'.")

@@ -38,6 +38,7 @@ COLUMNS = [
 
 @app.command("create")
 def create_token(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="A name for the token, e.g. where it is used", show_default=False)],
     user: Annotated[
         str | None, typer.Option(help="Whose token (default: yours); server admins may name anyone", show_default=False)
@@ -56,7 +57,7 @@ def create_token(
     """Create a token. Without --json, the secret alone goes to stdout and the details to stderr, so that
     `$(modelyard tokens create NAME)` captures just the secret."""
     expires = parse_timestamp(expires_at, "--expires-at")
-    with connect(url, token) as client:
+    with connect(ctx, url, token) as client:
         created = client.tokens.create(name, user, expires, idempotency_key=idempotency_key)
     if as_json:
         print_json(created)
@@ -68,6 +69,7 @@ def create_token(
 
 @app.command("list")
 def list_tokens(
+    ctx: typer.Context,
     user: Annotated[
         str | None, typer.Option(help="Only this user's tokens (server admins)", show_default=False)
     ] = None,
@@ -79,13 +81,14 @@ def list_tokens(
     as_json: JsonOption = False,
 ) -> None:
     """List your tokens (a server admin sees every token). Secrets are never shown again."""
-    with connect(url, token) as client:
+    with connect(ctx, url, token) as client:
         items = take(client.tokens.list(user, sort=sort, page_size=page_size_for(limit, page_size)), limit)
     show_list(items, as_json, COLUMNS)
 
 
 @app.command("revoke")
 def revoke_token(
+    ctx: typer.Context,
     token_id: Annotated[
         str, typer.Argument(metavar="ID", help="The token's id (see `tokens list`)", show_default=False)
     ],
@@ -93,6 +96,6 @@ def revoke_token(
     token: TokenOption = None,
 ) -> None:
     """Revoke a token: it stops working at once."""
-    with connect(url, token) as client:
+    with connect(ctx, url, token) as client:
         client.tokens.revoke(token_id)
     done(f"Revoked token {token_id}.")

@@ -45,6 +45,7 @@ FIELDS = [
 
 @app.command("create")
 def create_user(
+    ctx: typer.Context,
     name: NameArgument,
     display_name: Annotated[str, typer.Option(help="A name for people")] = "",
     admin: Annotated[bool, typer.Option("--admin", help="Make the user a server admin")] = False,
@@ -54,13 +55,14 @@ def create_user(
     as_json: JsonOption = False,
 ) -> None:
     """Create a user. Give them a token with `modelyard tokens create NAME --user USER`."""
-    with connect(url, token) as client:
+    with connect(ctx, url, token) as client:
         user = client.users.create(name, display_name, admin, idempotency_key=idempotency_key)
     show(user, as_json, FIELDS)
 
 
 @app.command("list")
 def list_users(
+    ctx: typer.Context,
     name_prefix: Annotated[str | None, typer.Option(help="Only names starting with this", show_default=False)] = None,
     admin: Annotated[
         bool | None,
@@ -74,7 +76,7 @@ def list_users(
     as_json: JsonOption = False,
 ) -> None:
     """List users."""
-    with connect(url, token) as client:
+    with connect(ctx, url, token) as client:
         pager = client.users.list(
             name_prefix=name_prefix, is_admin=admin, sort=sort, page_size=page_size_for(limit, page_size)
         )
@@ -84,16 +86,21 @@ def list_users(
 
 @app.command("show")
 def show_user(
-    name: NameArgument, url: UrlOption = None, token: TokenOption = None, as_json: JsonOption = False
+    ctx: typer.Context,
+    name: NameArgument,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Show one user (yourself, or anyone for a server admin)."""
-    with connect(url, token) as client:
+    with connect(ctx, url, token) as client:
         user = client.users.get(name)
     show(user, as_json, FIELDS)
 
 
 @app.command("update")
 def update_user(
+    ctx: typer.Context,
     name: NameArgument,
     display_name: Annotated[str | None, typer.Option(help="The new display name", show_default=False)] = None,
     admin: Annotated[
@@ -105,24 +112,26 @@ def update_user(
     as_json: JsonOption = False,
 ) -> None:
     """Change a user's display name or server-admin flag."""
-    with connect(url, token) as client:
+    with connect(ctx, url, token) as client:
         user = client.users.update(name, display_name=display_name, is_admin=admin)
     show(user, as_json, FIELDS)
 
 
 @app.command("delete")
-def delete_user(name: NameArgument, yes: YesOption = False, url: UrlOption = None, token: TokenOption = None) -> None:
+def delete_user(
+    ctx: typer.Context, name: NameArgument, yes: YesOption = False, url: UrlOption = None, token: TokenOption = None
+) -> None:
     """Delete a user, their tokens and memberships. The last server admin cannot be deleted."""
     if not yes:
         typer.confirm(f"Delete user '{name}'?", abort=True)
-    with connect(url, token) as client:
+    with connect(ctx, url, token) as client:
         client.users.delete(name)
     done(f"Deleted user '{name}'.")
 
 
-def show_me(url: UrlOption = None, token: TokenOption = None, as_json: JsonOption = False) -> None:
+def show_me(ctx: typer.Context, url: UrlOption = None, token: TokenOption = None, as_json: JsonOption = False) -> None:
     """Show who the token belongs to, and their workspaces and roles."""
-    with connect(url, token) as client:
+    with connect(ctx, url, token) as client:
         me = client.me()
     if as_json:
         show(me, True)

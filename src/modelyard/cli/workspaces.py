@@ -48,6 +48,7 @@ FIELDS = [
 
 @app.command("create")
 def create_workspace(
+    ctx: typer.Context,
     name: NameArgument,
     description: Annotated[str, typer.Option(help="Free text, at most 1000 characters")] = "",
     idempotency_key: IdempotencyOption = None,
@@ -56,13 +57,14 @@ def create_workspace(
     as_json: JsonOption = False,
 ) -> None:
     """Create a workspace; you become its admin."""
-    with connect(url, token) as client:
+    with connect(ctx, url, token) as client:
         workspace = client.workspaces.create(name, description, idempotency_key=idempotency_key)
     show(workspace, as_json, FIELDS)
 
 
 @app.command("list")
 def list_workspaces(
+    ctx: typer.Context,
     name_prefix: Annotated[str | None, typer.Option(help="Only names starting with this", show_default=False)] = None,
     sort: SortOption = None,
     limit: LimitOption = None,
@@ -72,7 +74,7 @@ def list_workspaces(
     as_json: JsonOption = False,
 ) -> None:
     """List the workspaces you belong to (every workspace, for a server admin)."""
-    with connect(url, token) as client:
+    with connect(ctx, url, token) as client:
         pager = client.workspaces.list(name_prefix=name_prefix, sort=sort, page_size=page_size_for(limit, page_size))
         items = take(pager, limit)
     show_list(items, as_json, COLUMNS)
@@ -80,16 +82,21 @@ def list_workspaces(
 
 @app.command("show")
 def show_workspace(
-    name: NameArgument, url: UrlOption = None, token: TokenOption = None, as_json: JsonOption = False
+    ctx: typer.Context,
+    name: NameArgument,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Show one workspace."""
-    with connect(url, token) as client:
+    with connect(ctx, url, token) as client:
         workspace = client.workspaces.get(name)
     show(workspace, as_json, FIELDS)
 
 
 @app.command("update")
 def update_workspace(
+    ctx: typer.Context,
     name: NameArgument,
     description: Annotated[str, typer.Option(help="The new description", show_default=False)],
     url: UrlOption = None,
@@ -97,13 +104,14 @@ def update_workspace(
     as_json: JsonOption = False,
 ) -> None:
     """Change a workspace's description (workspace admins)."""
-    with connect(url, token) as client:
+    with connect(ctx, url, token) as client:
         workspace = client.workspaces.update(name, description=description)
     show(workspace, as_json, FIELDS)
 
 
 @app.command("delete")
 def delete_workspace(
+    ctx: typer.Context,
     name: NameArgument,
     cascade: Annotated[bool, typer.Option("--cascade", help="Also delete every resource the workspace holds")] = False,
     yes: YesOption = False,
@@ -114,6 +122,6 @@ def delete_workspace(
     if not yes:
         what = " and every resource in it" if cascade else ""
         typer.confirm(f"Delete workspace '{name}'{what}?", abort=True)
-    with connect(url, token) as client:
+    with connect(ctx, url, token) as client:
         client.workspaces.delete(name, cascade=cascade)
     done(f"Deleted workspace '{name}'.")

@@ -17,7 +17,7 @@ def enqueue(
     payload: dict[str, Any] | None = None,
     *,
     workspace_id: str | None = None,
-    max_attempts: int = 5,
+    max_attempts: int | None = None,
     run_after: datetime | None = None,
 ) -> Job:
     job = Job(

@@ -29,7 +29,8 @@ class Job(Base):
     status: Mapped[str] = mapped_column(sa.String(16), default=JobStatus.QUEUED.value)
     workspace_id: Mapped[str | None] = mapped_column(sa.String(40), nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
-    max_attempts: Mapped[int] = mapped_column(sa.Integer, default=5)
+    # NULL: the worker's MODELYARD_JOB_MAX_ATTEMPTS applies.
+    max_attempts: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
     run_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     locked_by: Mapped[str | None] = mapped_column(sa.String(128), nullable=True)

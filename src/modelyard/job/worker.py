@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 from datetime import timedelta
 from typing import Any
@@ -18,9 +19,11 @@ from modelyard.db.engine import Database
 from modelyard.job import repository
 from modelyard.job.registry import JobContext, PermanentJobError, get_handler, load_modules
 from modelyard.job.tables import Job, JobStatus
+from modelyard.kit import idempotency
 
 log = logging.getLogger("modelyard.worker")
 MAX_ERROR_CHARS = 8000
+MAINTENANCE_SECONDS = 600.0
 
 
 class Worker:
@@ -40,7 +43,8 @@ class Worker:
             if job is None:
                 session.rollback()
                 return None
-            claimed = (job.id, job.kind, dict(job.payload), job.attempts, job.max_attempts)
+            limit = job.max_attempts or self.settings.job_max_attempts
+            claimed = (job.id, job.kind, dict(job.payload), job.attempts, limit)
             session.commit()
             return claimed
 
@@ -142,8 +146,23 @@ class Worker:
 
     # -- the loop --------------------------------------------------------------------------------------------
 
-    def _loop(self, worker_id: str) -> None:
+    def maintain(self) -> None:
+        """Housekeeping that any one worker may do: forget expired idempotency keys."""
+        with self.db.session(write=True) as session:
+            purged = idempotency.purge_expired(session, self.settings.idempotency_ttl_seconds)
+            session.commit()
+        if purged:
+            log.info("purged %d expired idempotency keys", purged)
+
+    def _loop(self, worker_id: str, maintains: bool = False) -> None:
+        next_maintenance = 0.0
         while not self.stop_event.is_set():
+            if maintains and time.monotonic() >= next_maintenance:
+                next_maintenance = time.monotonic() + MAINTENANCE_SECONDS
+                try:
+                    self.maintain()
+                except Exception:
+                    log.exception("worker %s: maintenance failed", worker_id)
             try:
                 busy = self.run_once(worker_id)
             except Exception:
@@ -156,7 +175,9 @@ class Worker:
         """Run the loop in background threads (as `modelyard serve` does)."""
         for index in range(self.settings.worker_concurrency):
             worker_id = f"{self.name}:{index}"
-            thread = threading.Thread(target=self._loop, args=(worker_id,), daemon=True, name=f"worker-{index}")
+            thread = threading.Thread(
+                target=self._loop, args=(worker_id, index == 0), daemon=True, name=f"worker-{index}"
+            )
             thread.start()
             self._threads.append(thread)
 

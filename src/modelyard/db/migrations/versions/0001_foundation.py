@@ -53,7 +53,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("workspace_id", sa.String(length=40), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("max_attempts", sa.Integer(), nullable=False),
+        sa.Column("max_attempts", sa.Integer(), nullable=True),
         sa.Column("run_after", modelyard.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("lease_expires_at", modelyard.db.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("locked_by", sa.String(length=128), nullable=True),
