@@ -46,7 +46,7 @@ def serve(
     port: int = typer.Option(None, help="Port (default: MODELYARD_PORT)"),
     workers: int = typer.Option(1, min=1, help="Uvicorn worker processes (PostgreSQL only above 1)"),
 ) -> None:
-    """Upgrade the database, create the first admin if needed, and serve the API, docs and UI."""
+    """Upgrade the database, create the first admin if needed, and serve the API and its docs."""
     import uvicorn
 
     from modelyard.app import create_app
