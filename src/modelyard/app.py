@@ -23,6 +23,7 @@ from modelyard.db.engine import Database
 from modelyard.errors import ErrorBody, ModelyardError
 from modelyard.job import repository as jobs
 from modelyard.observability import Metrics, RequestMiddleware
+from modelyard.storage import create_store
 
 log = logging.getLogger("modelyard.app")
 
@@ -129,7 +130,7 @@ def create_app(
     settings = settings or get_settings()
     db = db or Database(settings.database_url)
     metrics = Metrics()
-    ctx = AppContext(settings=settings, db=db, authenticate=auth.authenticate)
+    ctx = AppContext(settings=settings, db=db, store=create_store(settings), authenticate=auth.authenticate)
     run_worker = settings.worker if start_worker is None else start_worker
 
     def job_counts() -> dict[str, int]:

@@ -8,11 +8,13 @@ from typing import Any
 
 from modelyard.config import Settings
 from modelyard.db.engine import Database
+from modelyard.storage import BlobStore
 
 
 @dataclass
 class AppContext:
     settings: Settings
     db: Database
+    store: BlobStore
     # Set by the app: resolves the caller of a request (see modelyard.auth.authenticate).
     authenticate: Callable[..., Any]

@@ -104,6 +104,11 @@ class PayloadTooLarge(ModelyardError):
     error_code = "PAYLOAD_TOO_LARGE"
 
 
+class RangeNotSatisfiable(ModelyardError):
+    status_code = 416
+    error_code = "RANGE_NOT_SATISFIABLE"
+
+
 class ValidationFailed(ModelyardError):
     """A body or query that fails validation; `detail` is a list of {loc, msg, type}."""
 

@@ -17,6 +17,8 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from modelyard.client import Client, ModelyardError
 
 UrlOption = Annotated[
@@ -73,7 +75,7 @@ def error_console() -> Console:
 def report_error(exc: ModelyardError) -> None:
     err = error_console()
     err.print(f"{exc.error_code}: {exc.error_msg}", style="red", markup=False)
-    if isinstance(exc.detail, list):
+    if isinstance(exc.detail, list) and len(exc.detail) > 1:  # a single one is already in error_msg
         for item in exc.detail:
             if isinstance(item, Mapping) and "msg" in item:
                 where = ".".join(str(p) for p in item.get("loc", ()))
@@ -153,12 +155,18 @@ def _is_time(key: str) -> bool:
     return key == "at" or key.endswith("_at")
 
 
-def _console(stderr: bool) -> Console:
+def _print_table(table: Table, stderr: bool) -> None:
     console = Console(stderr=stderr, highlight=False)
-    if not console.is_terminal:
-        # Piped or captured: never fold cells, so that each row stays one line for grep and friends.
-        console.width = 1000
-    return console
+    if console.is_terminal:
+        console.print(table)
+        return
+    # Piped or captured: never fold cells, so that each row stays one line for grep and friends, and drop the
+    # padding rich puts after the last column.
+    console.width = 1000
+    with console.capture() as captured:
+        console.print(table)
+    for line in captured.get().splitlines():
+        console.out(line.rstrip(), highlight=False)
 
 
 def print_table(items: Sequence[Mapping[str, Any]], columns: Columns, *, stderr: bool = False) -> None:
@@ -169,7 +177,7 @@ def print_table(items: Sequence[Mapping[str, Any]], columns: Columns, *, stderr:
         table.add_column(header, overflow="fold")
     for item in items:
         table.add_row(*(_cell(item.get(key), short_time=_is_time(key)) for key, _header in columns))
-    _console(stderr).print(table)
+    _print_table(table, stderr)
     if not items:
         error_console().print("(no results)", style="dim", markup=False)
 
@@ -183,7 +191,7 @@ def print_fields(item: Mapping[str, Any], fields: Columns | None = None, *, stde
     table.add_column("value", overflow="fold")
     for key, label in fields or [(k, k) for k in item]:
         table.add_row(label, _cell(item.get(key)))
-    _console(stderr).print(table)
+    _print_table(table, stderr)
 
 
 def show(item: Mapping[str, Any], as_json: bool, fields: Columns | None = None) -> None:

@@ -54,7 +54,7 @@ def create_user(
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a user. Give them a token with `modelyard tokens create NAME --user USER`."""
+    """Create a user; then give them a token (`modelyard tokens create`) and workspaces (`modelyard members add`)."""
     with connect(ctx, url, token) as client:
         user = client.users.create(name, display_name, admin, idempotency_key=idempotency_key)
     show(user, as_json, FIELDS)

@@ -26,8 +26,8 @@ class Resource(dict[str, Any]):
 
     etag: str | None
 
-    def __init__(self, data: Mapping[str, Any], etag: str | None = None) -> None:
-        super().__init__(data)
+    def __init__(self, data: Mapping[str, Any] | None = None, etag: str | None = None) -> None:
+        super().__init__(data or {})
         self.etag = etag
 
 
@@ -148,7 +148,7 @@ class HTTPTransport:
         url = self.prefix + path
         try:
             response = self.http.request(method, url, params=query_params(params), json=json, headers=sent_headers)
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:  # connection, timeout, protocol, too many redirects
             raise TransportError(
                 f"{method} {self.base_url}{path} failed: {str(exc) or type(exc).__name__}",
                 error_code="TRANSPORT_ERROR",

@@ -29,8 +29,6 @@ class Pager(Iterator[dict[str, Any]]):
     def __init__(
         self, transport: HTTPTransport, path: str, params: Mapping[str, Any], page_size: int | None = None
     ) -> None:
-        if page_size is not None and not 1 <= page_size <= 1000:
-            raise ValueError("page_size must be between 1 and 1000")
         self._transport = transport
         self._path = path
         self._params = {k: v for k, v in params.items() if v is not None}

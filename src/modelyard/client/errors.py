@@ -1,7 +1,7 @@
 """The exceptions the SDK raises. Every one derives from `ModelyardError`::
 
     ModelyardError              base: anything the SDK raises on purpose
-    +-- TransportError          no answer at all: connection refused, DNS failure, timeout, broken connection
+    +-- TransportError          no answer: connection refused, DNS failure, timeout, broken connection, ...
     +-- BadRequestError         400  a well-formed request that refers to something unusable
     +-- AuthenticationError     401  no token, an unknown token, or an expired token
     +-- PermissionDeniedError   403  the caller's role does not allow this

@@ -40,7 +40,12 @@ class JobContext:
 
 
 Handler = Callable[[JobContext], dict[str, Any] | None]
+MaintenanceTask = Callable[[Database, Settings], None]
 _HANDLERS: dict[str, Handler] = {}
+_MAINTENANCE: dict[str, MaintenanceTask] = {}
+
+# The domains' modules that register job kinds and maintenance tasks; every worker imports them.
+BUILTIN_MODULES = ["modelyard.fileset.tasks"]
 
 
 class PermanentJobError(Exception):
@@ -55,10 +60,24 @@ def job_kind(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
+def maintenance_task(name: str) -> Callable[[MaintenanceTask], MaintenanceTask]:
+    """Register periodic housekeeping (run by one thread of each worker every few minutes)."""
+
+    def register(task: MaintenanceTask) -> MaintenanceTask:
+        _MAINTENANCE[name] = task
+        return task
+
+    return register
+
+
+def maintenance_tasks() -> dict[str, MaintenanceTask]:
+    return dict(_MAINTENANCE)
+
+
 def get_handler(kind: str) -> Handler | None:
     return _HANDLERS.get(kind)
 
 
 def load_modules(names: list[str]) -> None:
-    for name in names:
+    for name in [*BUILTIN_MODULES, *names]:
         importlib.import_module(name)

@@ -17,7 +17,7 @@ from modelyard.config import Settings
 from modelyard.db.base import utcnow
 from modelyard.db.engine import Database
 from modelyard.job import repository
-from modelyard.job.registry import JobContext, PermanentJobError, get_handler, load_modules
+from modelyard.job.registry import JobContext, PermanentJobError, get_handler, load_modules, maintenance_tasks
 from modelyard.job.tables import Job, JobStatus
 from modelyard.kit import idempotency
 
@@ -147,12 +147,18 @@ class Worker:
     # -- the loop --------------------------------------------------------------------------------------------
 
     def maintain(self) -> None:
-        """Housekeeping that any one worker may do: forget expired idempotency keys."""
+        """Housekeeping that any one worker may do: forget expired idempotency keys, then the domains' tasks
+        (such as removing unreferenced blobs). One failing task does not stop the others."""
         with self.db.session(write=True) as session:
             purged = idempotency.purge_expired(session, self.settings.idempotency_ttl_seconds)
             session.commit()
         if purged:
             log.info("purged %d expired idempotency keys", purged)
+        for name, task in maintenance_tasks().items():
+            try:
+                task(self.db, self.settings)
+            except Exception:
+                log.exception("maintenance task %s failed", name)
 
     def _loop(self, worker_id: str, maintains: bool = False) -> None:
         next_maintenance = 0.0

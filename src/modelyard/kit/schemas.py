@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -26,3 +26,12 @@ class Schema(BaseModel):
 class Timestamps(Schema):
     created_at: datetime
     updated_at: datetime
+
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def read_model(schema: type[S], obj: object, **extra: Any) -> S:
+    """Build an answer schema from an ORM object's attributes plus fields the object does not carry."""
+    values = {name: getattr(obj, name) for name in schema.model_fields if name not in extra and hasattr(obj, name)}
+    return schema.model_validate({**values, **extra})

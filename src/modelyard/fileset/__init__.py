@@ -1,0 +1,1 @@
+"""Filesets: named, workspace-scoped sets of files (the files behind models and adapters)."""
