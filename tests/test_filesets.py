@@ -308,7 +308,8 @@ def test_client_disconnect_leaves_nothing(
 ) -> None:
     client.post(FS, json={"name": "cut"})
     host, port = urlparse(live_server).hostname, urlparse(live_server).port
-    assert host and port
+    assert host
+    assert port
     request = (
         f"PUT {FS}/cut/-/partial.bin HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {admin_token}\r\n"
         f"Content-Type: application/octet-stream\r\nContent-Length: {50 * 1024 * 1024}\r\n\r\n"

@@ -1,0 +1,349 @@
+"""The `modelyard` resource commands, run against the real app served on loopback (they go through the SDK)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from modelyard.cli.main import app
+from modelyard.config import Settings
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+BIN = Path(sys.executable).parent
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("MODELYARD_URL", raising=False)
+    monkeypatch.delenv("MODELYARD_TOKEN", raising=False)
+    monkeypatch.setenv("MODELYARD_HOME", str(tmp_path / "no-home"))
+
+
+@pytest.fixture
+def run(live_server: str, admin_token: str) -> Run:
+    """run("workspaces", "list") as the admin, with the global --url/--token; token= to act as someone else."""
+    runner = CliRunner()
+
+    def invoke(*args: str, token: str = admin_token, input: str | None = None) -> Result:
+        return runner.invoke(app, ["--url", live_server, "--token", token, *args], input=input)
+
+    return invoke
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    return result
+
+
+def as_json(result: Result) -> Any:
+    return json.loads(ok(result).stdout)
+
+
+def failed(result: Result, error_code: str) -> str:
+    assert result.exit_code == 1, f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    assert result.stdout == ""
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"{error_code}: "), result.stderr
+    return result.stderr
+
+
+def table_rows(result: Result) -> list[list[str]]:
+    return [line.split() for line in ok(result).stdout.splitlines()[1:] if line.strip()]
+
+
+# --- workspaces -------------------------------------------------------------------------------------------------
+
+
+def test_workspaces(run: Run) -> None:
+    created = as_json(run("workspaces", "create", "research", "--description", "R&D", "--json"))
+    assert created["name"] == "research"
+    assert created["description"] == "R&D"
+    assert created["role"] == "admin"
+
+    table = ok(run("workspaces", "create", "vision"))
+    assert re.search(r"^name\s+vision\s*$", table.stdout, re.MULTILINE)
+
+    listed = as_json(run("workspaces", "list", "--json", "--sort", "name"))
+    assert [w["name"] for w in listed] == ["default", "research", "vision"]
+    rows = table_rows(run("workspaces", "list", "--sort", "-name"))
+    assert [r[0] for r in rows] == ["vision", "research", "default"]
+    assert ok(run("workspaces", "list")).stdout.splitlines()[0].split()[:2] == ["NAME", "DESCRIPTION"]
+    assert [w["name"] for w in as_json(run("workspaces", "list", "--name-prefix", "res", "--json"))] == ["research"]
+    limited = as_json(run("workspaces", "list", "--json", "--limit", "2", "--sort", "name"))
+    assert [w["name"] for w in limited] == ["default", "research"]
+
+    shown = as_json(run("workspaces", "show", "research", "--json"))
+    assert shown["id"] == created["id"]
+    assert "R&D" in ok(run("workspaces", "show", "research")).stdout
+
+    updated = as_json(run("workspaces", "update", "research", "--description", "new", "--json"))
+    assert updated["description"] == "new"
+
+    declined = run("workspaces", "delete", "vision", input="n\n")
+    assert declined.exit_code == 1
+    assert as_json(run("workspaces", "show", "vision", "--json"))["name"] == "vision"
+    assert ok(run("workspaces", "delete", "vision", input="y\n"))
+    deleted = ok(run("workspaces", "delete", "research", "--cascade", "--yes"))
+    assert deleted.stdout == ""
+    assert "Deleted workspace 'research'" in deleted.stderr
+    failed(run("workspaces", "show", "research"), "WORKSPACE_NOT_FOUND")
+
+
+def test_list_walks_several_pages(run: Run) -> None:
+    for i in range(12):
+        ok(run("workspaces", "create", f"ws-{i:02d}", "--json"))
+    listed = as_json(run("workspaces", "list", "--json", "--page-size", "5", "--sort", "name"))
+    assert [w["name"] for w in listed] == ["default", *(f"ws-{i:02d}" for i in range(12))]
+    assert len(table_rows(run("workspaces", "list", "--page-size", "5"))) == 13
+    assert len(as_json(run("workspaces", "list", "--json", "--page-size", "5", "--limit", "7"))) == 7
+
+
+def test_idempotency_key(run: Run) -> None:
+    first = as_json(run("workspaces", "create", "once", "--idempotency-key", "k1", "--json"))
+    again = as_json(run("workspaces", "create", "once", "--idempotency-key", "k1", "--json"))
+    assert again == first
+    failed(run("workspaces", "create", "once"), "WORKSPACE_ALREADY_EXISTS")
+
+
+# --- members, users, tokens, events, me -------------------------------------------------------------------------
+
+
+def test_members(run: Run) -> None:
+    ok(run("workspaces", "create", "team"))
+    ok(run("users", "create", "alice", "--display-name", "Alice Liddell"))
+    added = as_json(run("members", "add", "team", "alice", "--role", "viewer", "--json"))
+    assert added == {**added, "user": "alice", "role": "viewer", "display_name": "Alice Liddell"}
+    rows = table_rows(run("members", "list", "team"))
+    assert {r[0]: r[-3] for r in rows} == {"admin": "admin", "alice": "viewer"}  # the time is two words
+    assert [m["user"] for m in as_json(run("members", "list", "team", "--role", "viewer", "--json"))] == ["alice"]
+    assert as_json(run("members", "set-role", "team", "alice", "--role", "editor", "--json"))["role"] == "editor"
+    assert "editor" in ok(run("members", "set-role", "team", "alice", "--role", "editor")).stdout
+    removed = ok(run("members", "remove", "team", "alice"))
+    assert "Removed 'alice'" in removed.stderr
+    assert [m["user"] for m in as_json(run("members", "list", "team", "--json"))] == ["admin"]
+    stderr = failed(run("members", "remove", "team", "admin"), "LAST_WORKSPACE_ADMIN")
+    assert "Make another member admin first" in stderr
+
+
+def test_users(run: Run) -> None:
+    created = as_json(run("users", "create", "bob", "--display-name", "Bob", "--json"))
+    assert created["name"] == "bob"
+    assert created["is_admin"] is False
+    assert as_json(run("users", "create", "root2", "--admin", "--json"))["is_admin"] is True
+    assert [u["name"] for u in as_json(run("users", "list", "--json", "--sort", "name"))] == ["admin", "bob", "root2"]
+    assert [u["name"] for u in as_json(run("users", "list", "--no-admin", "--json"))] == ["bob"]
+    assert [u["name"] for u in as_json(run("users", "list", "--name-prefix", "ro", "--json"))] == ["root2"]
+    rows = table_rows(run("users", "list", "--admin", "--sort", "name"))
+    assert [r[0] for r in rows] == ["admin", "root2"]
+    assert as_json(run("users", "show", "bob", "--json"))["display_name"] == "Bob"
+    assert re.search(r"^server admin\s+no\s*$", ok(run("users", "show", "bob")).stdout, re.MULTILINE)
+    assert as_json(run("users", "update", "bob", "--display-name", "Robert", "--json"))["display_name"] == "Robert"
+    assert as_json(run("users", "update", "bob", "--admin", "--json"))["is_admin"] is True
+    assert ok(run("users", "delete", "bob", "--yes"))
+    failed(run("users", "show", "bob"), "USER_NOT_FOUND")
+
+
+def test_tokens(run: Run) -> None:
+    ok(run("users", "create", "carol"))
+    result = ok(run("tokens", "create", "laptop", "--user", "carol", "--expires-at", "2099-01-31T12:00:00Z"))
+    secret = result.stdout.strip()
+    assert re.fullmatch(r"myd_\S+", secret), "only the secret goes to stdout"
+    assert "shown only now" in result.stderr
+    assert "2099-01-31" in result.stderr
+
+    me = as_json(run("me", "--json", token=secret))
+    assert me["name"] == "carol"
+    mine = as_json(run("tokens", "list", "--json", token=secret))
+    assert [t["name"] for t in mine] == ["laptop"]
+    assert mine[0]["expires_at"].startswith("2099-01-31T12:00:00")
+
+    created = as_json(run("tokens", "create", "ci", "--user", "carol", "--expires-at", "2099-02-01", "--json"))
+    assert created["token"].startswith("myd_")
+    assert created["expires_at"].startswith("2099-02-01T00:00:00")  # no zone given: UTC
+    assert {t["name"] for t in as_json(run("tokens", "list", "--user", "carol", "--json"))} == {"laptop", "ci"}
+    rows = table_rows(run("tokens", "list", "--user", "carol"))
+    assert {r[1] for r in rows} == {"laptop", "ci"}
+
+    revoked = ok(run("tokens", "revoke", mine[0]["id"]))
+    assert mine[0]["id"] in revoked.stderr
+    stderr = failed(run("me", token=secret), "INVALID_TOKEN")
+    assert "Bearer" in stderr
+    failed(run("tokens", "revoke", mine[0]["id"]), "TOKEN_NOT_FOUND")
+
+
+def test_events(run: Run) -> None:
+    ok(run("workspaces", "create", "audited"))
+    ok(run("users", "create", "dave"))
+    ok(run("members", "add", "audited", "dave", "--role", "viewer"))
+    events = as_json(run("events", "list", "audited", "--json"))
+    assert [e["action"] for e in events] == ["member.added", "workspace.created"]
+    only = as_json(run("events", "list", "audited", "--action", "member.added", "--json"))
+    assert [e["resource"]["name"] for e in only] == ["dave"]
+    kinds = as_json(run("events", "list", "audited", "--resource-kind", "workspace", "--json"))
+    assert [e["action"] for e in kinds] == ["workspace.created"]
+    assert as_json(run("events", "list", "audited", "--since", "2999-01-01T00:00:00Z", "--json")) == []
+    assert len(as_json(run("events", "list", "audited", "--since", "2000-01-01", "--json"))) == 2
+    rows = table_rows(run("events", "list", "audited", "--sort", "at"))
+    assert [r[4] for r in rows] == ["workspace.created", "member.added"]  # the time is two words
+    assert rows[1][5] == "member/dave"
+
+
+def test_me(run: Run) -> None:
+    me = as_json(run("me", "--json"))
+    assert me["name"] == "admin"
+    assert me["memberships"] == [{"workspace": "default", "role": "admin"}]
+    assert re.search(r"^workspaces\s+default \(admin\)\s*$", ok(run("me")).stdout, re.MULTILINE)
+
+
+# --- errors, options and configuration --------------------------------------------------------------------------
+
+
+def test_errors_print_code_message_and_solution(run: Run) -> None:
+    stderr = failed(run("workspaces", "show", "nope"), "WORKSPACE_NOT_FOUND")
+    assert "Workspace 'nope' not found" in stderr
+    assert "Check the name" in stderr
+    ok(run("workspaces", "create", "dup"))
+    failed(run("workspaces", "create", "dup"), "WORKSPACE_ALREADY_EXISTS")
+    stderr = failed(run("workspaces", "create", "bad name!"), "VALIDATION_ERROR")
+    assert "body.name:" in stderr
+    failed(run("members", "add", "default", "ghost", "--role", "viewer"), "USER_NOT_FOUND")
+    failed(run("members", "add", "default", "admin", "--role", "owner"), "VALIDATION_ERROR")
+    failed(run("workspaces", "list", token="myd_wrong"), "INVALID_TOKEN")
+
+
+def test_forbidden(run: Run) -> None:
+    ok(run("users", "create", "eve"))
+    secret = ok(run("tokens", "create", "eve-token", "--user", "eve")).stdout.strip()
+    ok(run("members", "add", "default", "eve", "--role", "viewer"))
+    failed(run("workspaces", "update", "default", "--description", "x", token=secret), "INSUFFICIENT_ROLE")
+    failed(run("users", "list", token=secret), "ADMIN_REQUIRED")
+    assert [w["name"] for w in as_json(run("workspaces", "list", "--json", token=secret))] == ["default"]
+
+
+def test_usage_errors_exit_2(run: Run) -> None:
+    assert run("workspaces", "show").exit_code == 2
+    assert run("members", "add", "default", "admin").exit_code == 2  # --role is required
+    bad_time = run("tokens", "create", "t", "--expires-at", "next tuesday")
+    assert bad_time.exit_code == 2
+    assert "--expires-at" in bad_time.stderr
+    assert run("workspaces", "list", "--page-size", "0").exit_code == 2
+    assert run("workspaces", "frobnicate").exit_code == 2
+
+
+def test_unreachable_server_exits_1() -> None:
+    result = CliRunner().invoke(app, ["workspaces", "list", "--url", "http://127.0.0.1:9", "--token", "x"])
+    stderr = failed(result, "TRANSPORT_ERROR")
+    assert "127.0.0.1:9" in stderr
+
+
+def test_per_command_options_override_the_global_ones(live_server: str, admin_token: str) -> None:
+    args = ["--url", "http://127.0.0.1:9", "--token", "wrong", "me", "--json"]
+    result = CliRunner().invoke(app, [*args, "--url", live_server, "--token", admin_token])
+    assert as_json(result)["name"] == "admin"
+
+
+def test_environment_variables(live_server: str, admin_token: str) -> None:
+    env = {"MODELYARD_URL": live_server, "MODELYARD_TOKEN": admin_token}
+    assert as_json(CliRunner().invoke(app, ["me", "--json"], env=env))["name"] == "admin"
+
+
+def test_admin_token_file(live_server: str, settings: Settings) -> None:
+    env = {"MODELYARD_URL": live_server, "MODELYARD_HOME": str(settings.home)}
+    assert as_json(CliRunner().invoke(app, ["me", "--json"], env=env))["name"] == "admin"
+
+
+def test_help_does_not_import_the_sdk() -> None:
+    code = (
+        "import sys\n"
+        "from modelyard.cli.main import app\n"
+        "heavy = ('httpx', 'modelyard.client', 'fastapi', 'sqlalchemy', 'rich.table')\n"
+        "loaded = [m for m in heavy if m in sys.modules]\n"
+        "print(loaded)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    helped = CliRunner().invoke(app, ["--help"])
+    assert helped.exit_code == 0
+    for group in ("workspaces", "members", "users", "tokens", "events", "me", "serve", "worker", "db"):
+        assert group in helped.stdout
+
+
+# --- docs -------------------------------------------------------------------------------------------------------
+
+
+def _console_blocks(text: str) -> list[list[str]]:
+    """The commands (`$ ...` lines, with `\\` continuations) of each ```console block."""
+    blocks = []
+    for body in re.findall(r"^```console\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE):
+        commands: list[str] = []
+        pending = ""
+        for line in body.splitlines():
+            if pending:
+                pending += "\n" + line
+            elif line.startswith("$ "):
+                pending = line[2:]
+            if pending and not pending.endswith("\\"):
+                commands.append(pending)
+                pending = ""
+        blocks.append(commands)
+    return blocks
+
+
+def _command_sections(text: str) -> dict[str, str]:
+    """The sections of docs/cli.md headed "### `modelyard <command> ...`", by command."""
+    sections = {}
+    for part in re.split(r"^(?=#{2,3} )", text, flags=re.MULTILINE):
+        heading = re.match(r"#{2,3} `modelyard ([a-z -]+?)(?: [A-Z\[-]|`)", part)
+        if heading:
+            sections[heading.group(1)] = part
+    return sections
+
+
+@pytest.mark.slow
+def test_cli_reference_examples_run(database_url: str, live_server: str, admin_token: str, tmp_path: Path) -> None:
+    """Every `$ modelyard ...` line of docs/cli.md runs in a real shell, in order, and exits 0."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the docs' examples run once, on SQLite: they test the docs, not the database")
+    text = (DOCS / "cli.md").read_text()
+    commands = [c for block in _console_blocks(text) for c in block]
+    assert len(commands) >= 20
+    script = "set -euo pipefail\n" + "\n".join(f"echo {shlex.quote('$ ' + c)}\n{c}" for c in commands) + "\n"
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "MODELYARD_URL": live_server,
+        "MODELYARD_TOKEN": admin_token,
+        "COLUMNS": "120",
+    }
+    done = subprocess.run(["bash", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+
+
+def test_cli_reference_documents_every_command_and_option() -> None:
+    sections = _command_sections((DOCS / "cli.md").read_text())
+    commands = {
+        "workspaces create", "workspaces list", "workspaces show", "workspaces update", "workspaces delete",
+        "members list", "members add", "members set-role", "members remove",
+        "users create", "users list", "users show", "users update", "users delete",
+        "tokens create", "tokens list", "tokens revoke", "events list", "me",
+    }  # fmt: skip
+    assert commands <= set(sections), commands - set(sections)
+    runner = CliRunner()
+    for command in sorted(commands):
+        helped = runner.invoke(app, [*command.split(), "--help"], env={"COLUMNS": "200"})
+        assert helped.exit_code == 0
+        options = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", helped.stdout)) - {"--help", "--url", "--token"}
+        for option in options:
+            assert option in sections[command], f"docs/cli.md does not document {option} of `modelyard {command}`"
