@@ -135,3 +135,10 @@ def test_request_id_is_generated_or_kept(anon: TestClient) -> None:
     # A hostile request id is replaced, not echoed.
     hostile = anon.get("/healthz", headers={"X-Request-ID": "a b<script>"}).headers["x-request-id"]
     assert hostile != "a b<script>"
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_dot_names_are_refused(client: TestClient, name: str) -> None:
+    r = client.post("/v1/workspaces", json={"name": name})
+    assert r.status_code == 422
+    assert error_shape(r)["detail"][0]["loc"] == ["body", "name"]

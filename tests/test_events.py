@@ -81,3 +81,19 @@ def test_deleted_workspace_keeps_its_log(client: TestClient, db: Database) -> No
     with db.engine.connect() as conn:
         actions = [r[0] for r in conn.exec_driver_sql("SELECT action FROM events WHERE workspace = 'temp' ORDER BY id")]
     assert actions == ["workspace.created", "workspace.deleted"]
+
+
+def test_server_events_for_admins(client: TestClient, make_user: MakeUser) -> None:
+    kim = make_user("kim")
+    client.post("/v1/workspaces", json={"name": "kims"})
+    r = client.get("/v1/events", params={"resource_kind": "user"})
+    assert r.status_code == 200
+    assert [e["resource"]["name"] for e in r.json()["data"]] == ["kim"]
+    assert r.json()["data"][0]["resource"]["workspace"] is None
+    tokens = client.get("/v1/events", params={"action": "token.created"}).json()["data"]
+    assert tokens[0]["changes"] == {"user": "kim"}
+    only = client.get("/v1/events", params={"workspace": "kims"}).json()["data"]
+    assert [e["action"] for e in only] == ["workspace.created"]
+    r = kim.get("/v1/events")
+    assert r.status_code == 403
+    assert error_shape(r)["error_code"] == "ADMIN_REQUIRED"

@@ -91,3 +91,24 @@ def test_token_expiry_must_be_future_and_aware(client: TestClient) -> None:
     good = client.post("/v1/tokens", json={"name": "good", "expires_at": "2030-01-01T00:00:00Z"})
     assert good.status_code == 201
     assert good.json()["expires_at"] == "2030-01-01T00:00:00Z"
+
+
+def test_deleting_the_only_admin_of_a_workspace_is_refused(client: TestClient, make_user: MakeUser) -> None:
+    lena = make_user("lena")
+    lena.post("/v1/workspaces", json={"name": "lenas"})
+    r = client.delete("/v1/users/lena")
+    assert r.status_code == 409
+    body = error_shape(r)
+    assert body["error_code"] == "LAST_WORKSPACE_ADMIN"
+    assert body["detail"] == {"workspaces": ["lenas"]}
+    client.post("/v1/workspaces/lenas/members", json={"user": "admin", "role": "admin"})
+    assert client.delete("/v1/users/lena").status_code == 204
+
+
+def test_patch_with_null_is_422(client: TestClient) -> None:
+    client.post("/v1/users", json={"name": "nora", "display_name": "Nora"})
+    r = client.patch("/v1/users/nora", json={"display_name": None})
+    assert r.status_code == 422
+    assert "may not be null" in error_shape(r)["error_msg"]
+    assert client.get("/v1/users/nora").json()["display_name"] == "Nora"
+    assert client.patch("/v1/workspaces/default", json={"description": None}).status_code == 422

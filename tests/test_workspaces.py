@@ -220,3 +220,18 @@ def test_page_token_refused_with_other_sort_or_filters(client: TestClient) -> No
     r = client.get("/v1/workspaces", params={"page_token": "not-a-token!!"})
     assert r.status_code == 400
     assert error_shape(r)["error_code"] == "INVALID_PAGE_TOKEN"
+
+
+def test_page_token_carries_the_first_count(client: TestClient) -> None:
+    for i in range(4):
+        client.post("/v1/workspaces", json={"name": f"c{i}"})
+    first = client.get("/v1/workspaces", params={"page_size": 2, "sort": "name"}).json()
+    assert first["pagination"]["total_results"] == 5
+    client.post("/v1/workspaces", json={"name": "c9"})
+    second = client.get(
+        "/v1/workspaces", params={"page_size": 2, "sort": "name", "page_token": first["next_page_token"]}
+    )
+    body = second.json()
+    assert body["pagination"]["page"] == 2
+    assert body["pagination"]["total_results"] == 5  # as of the first page: no count(*) on continuations
+    assert [w["name"] for w in body["data"]] == ["c2", "c3"]

@@ -6,20 +6,33 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from modelyard.auth import CurrentPrincipal, require_server_admin
 from modelyard.event import service
-from modelyard.event.schemas import EventFilters, EventRead, to_read
+from modelyard.event.schemas import EventFilters, EventRead, ServerEventFilters, to_read
 from modelyard.kit.pagination import ListQuery, Page, list_params
 from modelyard.kit.routing import DbSession, TransactionalRoute
 from modelyard.workspace.dependencies import WorkspaceReader
 
-router = APIRouter(prefix="/v1/workspaces/{ws}/events", tags=["events"], route_class=TransactionalRoute)
+router = APIRouter(prefix="/v1", tags=["events"], route_class=TransactionalRoute)
 
 
-@router.get("")
+@router.get("/workspaces/{ws}/events")
 def list_events(
     access: WorkspaceReader,
     session: DbSession,
     query: Annotated[ListQuery, Depends(list_params(EventFilters, sorts=("at",), default_sort="-at"))],
 ) -> Page[EventRead]:
     rows, pagination, token = service.list_events(session, access.workspace.id, query)
+    return Page(data=[to_read(e) for e in rows], pagination=pagination, next_page_token=token)
+
+
+@router.get("/events")
+def list_server_events(
+    principal: CurrentPrincipal,
+    session: DbSession,
+    query: Annotated[ListQuery, Depends(list_params(ServerEventFilters, sorts=("at",), default_sort="-at"))],
+) -> Page[EventRead]:
+    """Every event of the server, including user and token changes, which belong to no workspace (admins only)."""
+    require_server_admin(principal)
+    rows, pagination, token = service.list_events(session, None, query)
     return Page(data=[to_read(e) for e in rows], pagination=pagination, next_page_token=token)

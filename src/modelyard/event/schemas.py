@@ -44,3 +44,7 @@ def to_read(event: Any) -> EventRead:
         changes=event.changes,
         at=event.at,
     )
+
+
+class ServerEventFilters(EventFilters):
+    workspace: str | None = Field(default=None, max_length=255, description="Events of this workspace (by name)")

@@ -38,9 +38,16 @@ def record(
     return event
 
 
-def list_events(session: Session, workspace_id: str, query: ListQuery) -> tuple[list[Event], Pagination, str | None]:
-    stmt = sa.select(Event).where(Event.workspace_id == workspace_id)
+def list_events(
+    session: Session, workspace_id: str | None, query: ListQuery
+) -> tuple[list[Event], Pagination, str | None]:
+    """Events of one workspace, or of the whole server (workspace_id None, for server admins)."""
+    stmt = sa.select(Event)
+    if workspace_id is not None:
+        stmt = stmt.where(Event.workspace_id == workspace_id)
     filters = query.filters
+    if "workspace" in filters:
+        stmt = stmt.where(Event.workspace == filters["workspace"])
     if "action" in filters:
         stmt = stmt.where(Event.action == filters["action"])
     if "resource_kind" in filters:

@@ -9,7 +9,7 @@ from pydantic import BeforeValidator, Field
 
 from modelyard.fileset.tables import Purpose
 from modelyard.kit.pagination import Filters
-from modelyard.kit.schemas import Description, Name, Schema, Timestamps
+from modelyard.kit.schemas import Description, Name, Schema, Timestamps, UpdateSchema
 
 StorageKind = Literal["local", "s3"]
 
@@ -30,7 +30,7 @@ class FilesetCreate(Schema):
     )
 
 
-class FilesetUpdate(Schema):
+class FilesetUpdate(UpdateSchema):
     description: Description | None = None
     purpose: Purpose | None = None
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import AwareDatetime, Field
 
 from modelyard.kit.pagination import Filters
-from modelyard.kit.schemas import Name, Schema, Timestamps
+from modelyard.kit.schemas import Name, Schema, Timestamps, UpdateSchema
 
 
 class UserCreate(Schema):
@@ -16,7 +16,7 @@ class UserCreate(Schema):
     is_admin: bool = False
 
 
-class UserUpdate(Schema):
+class UserUpdate(UpdateSchema):
     display_name: str | None = Field(default=None, max_length=255)
     is_admin: bool | None = None
 

@@ -17,6 +17,7 @@ from modelyard.identity import repository
 from modelyard.identity.tables import ApiToken, User
 from modelyard.kit.etag import check_if_match
 from modelyard.kit.pagination import ListQuery, Pagination, paginate
+from modelyard.workspace import repository as workspace_repository
 
 
 def _user_not_found(name: str) -> NotFound:
@@ -111,6 +112,14 @@ def delete_user(session: Session, principal: Principal, name: str, if_match: str
     user = get_user(session, name)
     check_if_match(if_match, user)
     _guard_last_admin(session, user)
+    orphaned = workspace_repository.sole_admin_workspaces(session, user.id)
+    if orphaned:
+        raise Conflict(
+            f"User '{name}' is the only admin of workspace(s) {', '.join(orphaned)}",
+            error_code="LAST_WORKSPACE_ADMIN",
+            solution_msg="Make another member admin of those workspaces first",
+            detail={"workspaces": orphaned},
+        )
     session.delete(user)
     events.record(session, actor=principal.name, action="user.deleted", kind="user", name=name, resource_id=user.id)
 

@@ -135,7 +135,7 @@ def _decode_token(token: str) -> dict[str, Any]:
         data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeError) as exc:
         raise _bad_token("it is not a token this server issued") from exc
-    if not isinstance(data, dict) or not {"s", "f", "k", "i", "p"} <= data.keys():
+    if not isinstance(data, dict) or not {"s", "f", "k", "i", "p", "t"} <= data.keys():
         raise _bad_token("it is not a token this server issued")
     return data
 
@@ -147,14 +147,15 @@ def paginate(
     *,
     columns: dict[str, InstrumentedAttribute[Any]],
     tiebreak: InstrumentedAttribute[Any],
-    count: bool = True,
 ) -> tuple[list[Any], Pagination, str | None]:
     """Run `stmt` (already filtered) for one page. `columns` maps each sort name to its column; `tiebreak` is
-    a unique column that orders rows with equal sort keys."""
+    a unique column that orders rows with equal sort keys. `total_results` is counted on the first page and carried
+    in the token after that (so it is the count as of the first page)."""
     column = columns[query.sort_field]
     order = (column.desc(), tiebreak.desc()) if query.descending else (column.asc(), tiebreak.asc())
     page_stmt = stmt.order_by(*order)
     page_number = query.page
+    total: int | None = None
     if query.page_token:
         token = _decode_token(query.page_token)
         if token["s"] != query.sort:
@@ -164,6 +165,7 @@ def paginate(
         try:
             last = _decode_value(column, token["k"])
             page_number = int(token["p"]) + 1
+            total = int(token["t"])
         except (ValueError, TypeError) as exc:
             raise _bad_token("it is damaged") from exc
         key = sa.tuple_(column, tiebreak)
@@ -173,6 +175,9 @@ def paginate(
     rows = list(session.scalars(page_stmt.limit(query.page_size + 1)))
     has_more = len(rows) > query.page_size
     rows = rows[: query.page_size]
+    if total is None:
+        # Counted once, on the first page; continuations carry it in the token, so a deep page costs no scan.
+        total = session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())) or 0
     next_token = None
     if has_more and rows:
         last_row = rows[-1]
@@ -182,12 +187,10 @@ def paginate(
             "k": _encode_value(getattr(last_row, column.key)),
             "i": getattr(last_row, tiebreak.key),
             "p": page_number,
+            "t": total,
         }
         raw = json.dumps(payload, separators=(",", ":")).encode()
         next_token = base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-    total = 0
-    if count:
-        total = session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())) or 0
     pagination = Pagination(
         page=page_number,
         page_size=query.page_size,

@@ -5,14 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 NAME_PATTERN = r"^[\w\-.]+$"
+
+
+def _not_dots(value: str) -> str:
+    # '.' and '..' match the pattern but would be path segments that URLs normalise away.
+    if value in (".", ".."):
+        raise ValueError("Name may not be '.' or '..'")
+    return value
+
 
 Name = Annotated[
     str,
     StringConstraints(min_length=1, max_length=255, pattern=NAME_PATTERN),
-    Field(description="1 to 255 letters, digits, '_', '-' or '.'", examples=["my-name"]),
+    AfterValidator(_not_dots),
+    Field(description="1 to 255 letters, digits, '_', '-' or '.' (not '.' or '..')", examples=["my-name"]),
 ]
 Description = Annotated[str, Field(max_length=1000, description="Free text, at most 1000 characters")]
 
@@ -21,6 +30,19 @@ class Schema(BaseModel):
     """Requests refuse unknown fields; responses are built from ORM objects."""
 
     model_config = ConfigDict(extra="forbid", from_attributes=True, populate_by_name=True)
+
+
+class UpdateSchema(Schema):
+    """A PATCH body: fields left out stay as they are; an explicit null is refused, not ignored."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = [key for key, value in data.items() if value is None and key in cls.model_fields]
+            if nulls:
+                raise ValueError(f"{', '.join(nulls)} may not be null; leave a field out to keep it")
+        return data
 
 
 class Timestamps(Schema):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+
+from sqlalchemy.orm import Session, aliased
 
 from modelyard.identity.tables import User
 from modelyard.workspace.tables import Membership, Workspace
@@ -71,3 +72,16 @@ def memberships_of_user(session: Session, user_id: str) -> list[tuple[str, str]]
         .order_by(Workspace.name)
     )
     return [(name, role) for name, role in rows]
+
+
+def sole_admin_workspaces(session: Session, user_id: str) -> list[str]:
+    """Names of the workspaces whose only admin is this user."""
+    other = aliased(Membership)
+    other_admin = (
+        sa.select(other.user_id)
+        .where(other.workspace_id == Workspace.id, other.role == "admin", other.user_id != user_id)
+        .exists()
+    )
+    mine = sa.and_(Membership.workspace_id == Workspace.id, Membership.user_id == user_id, Membership.role == "admin")
+    stmt = sa.select(Workspace.name).join(Membership, mine).where(~other_admin).order_by(Workspace.name)
+    return list(session.scalars(stmt))

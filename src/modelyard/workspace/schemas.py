@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import Field
 
 from modelyard.kit.pagination import Filters
-from modelyard.kit.schemas import Description, Name, Schema, Timestamps
+from modelyard.kit.schemas import Description, Name, Schema, Timestamps, UpdateSchema
 from modelyard.workspace.tables import Role
 
 
@@ -16,7 +16,7 @@ class WorkspaceCreate(Schema):
     description: Description = ""
 
 
-class WorkspaceUpdate(Schema):
+class WorkspaceUpdate(UpdateSchema):
     description: Description | None = None
 
 
