@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-
 from sqlalchemy.orm import Session, aliased
 
 from modelyard.identity.tables import User
