@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 import posixpath
 from typing import Annotated
@@ -23,7 +24,7 @@ from modelyard.kit.pagination import ListQuery, Page, list_params
 from modelyard.kit.ranges import parse_range
 from modelyard.kit.routing import STREAMED_BODY, DbSession, TransactionalRoute
 from modelyard.kit.schemas import read_model
-from modelyard.storage import BlobStore
+from modelyard.storage import BlobStore, BlobWriter
 from modelyard.workspace.dependencies import WorkspaceEditor, WorkspaceReader
 from modelyard.workspace.service import WorkspaceAccess
 
@@ -147,22 +148,7 @@ async def upload_file(
     store = _store(request)
     writer = await run_in_threadpool(store.writer)
     try:
-        buffer = bytearray()
-        try:
-            async for chunk in request.stream():
-                buffer += chunk
-                if writer.size + len(buffer) > limit:
-                    raise _too_large(limit)
-                if len(buffer) >= WRITE_BATCH:
-                    await run_in_threadpool(writer.write, bytes(buffer))
-                    buffer.clear()
-        except ClientDisconnect as exc:
-            raise BadRequest(
-                "The client disconnected before the upload finished", error_code="UPLOAD_INTERRUPTED"
-            ) from exc
-        if buffer:
-            await run_in_threadpool(writer.write, bytes(buffer))
-        await run_in_threadpool(writer.finish)
+        await _stream_into(request, writer, limit)
         file, created = await run_in_threadpool(service.commit_upload, session, access, fs, normal, writer, store)
     except BaseException:
         await run_in_threadpool(writer.abort)
@@ -170,6 +156,42 @@ async def upload_file(
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     response.headers["ETag"] = f'"{file.sha256}"'
     return FileRead.model_validate(file)
+
+
+async def _stream_into(request: Request, writer: BlobWriter, limit: int) -> None:
+    """Copy the request body into the writer. Hashing and storing run in two worker threads, one batch behind
+    the receiving, so the network, the hash and the disk overlap; at most two batches are in memory."""
+    pending: asyncio.Future[tuple[None, None]] | None = None
+    batch: list[bytes] = []
+    batched = received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise _too_large(limit)
+            batch.append(chunk)
+            batched += len(chunk)
+            if batched >= WRITE_BATCH:
+                data = b"".join(batch)
+                batch.clear()
+                batched = 0
+                if pending is not None:
+                    await pending
+                pending = asyncio.gather(
+                    run_in_threadpool(writer.hash_part, data), run_in_threadpool(writer.store_part, data)
+                )
+        if pending is not None:
+            await pending
+            pending = None
+        if batch:
+            await run_in_threadpool(writer.write, b"".join(batch))
+        await run_in_threadpool(writer.finish)
+    except ClientDisconnect as exc:
+        raise BadRequest("The client disconnected before the upload finished", error_code="UPLOAD_INTERRUPTED") from exc
+    finally:
+        if pending is not None:
+            # Let the write in flight end before the caller aborts the writer (closing the file under it).
+            await asyncio.gather(pending, return_exceptions=True)
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

@@ -11,11 +11,14 @@ from urllib.parse import unquote, urlparse
 
 from modelyard.storage.base import READ_CHUNK, BlobStore, BlobWriter, StorageError, check_sha256
 
+SYNC_EVERY = 64 * 1024 * 1024
+
 
 class LocalWriter(BlobWriter):
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = path
+        self._unsynced = 0
         try:
             self._file = path.open("xb")
         except OSError as exc:
@@ -24,6 +27,12 @@ class LocalWriter(BlobWriter):
     def _write(self, data: bytes) -> None:
         try:
             self._file.write(data)
+            self._unsynced += len(data)
+            if self._unsynced >= SYNC_EVERY:
+                # Flush as we go (in the writer thread, while the next bytes arrive), so the final fsync is short.
+                self._file.flush()
+                os.fdatasync(self._file.fileno())
+                self._unsynced = 0
         except OSError as exc:
             self.abort()
             raise StorageError(f"cannot write {self.path}: {exc.strerror}") from exc
