@@ -207,6 +207,147 @@ def test_me(run: Run) -> None:
     assert re.search(r"^workspaces\s+default \(admin\)\s*$", ok(run("me")).stdout, re.MULTILINE)
 
 
+# --- filesets ---------------------------------------------------------------------------------------------------
+
+
+def _tree(root: Path, files: dict[str, bytes]) -> Path:
+    for path, data in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(data)
+    return root
+
+
+def _read_tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+MODEL_FILES = {
+    "config.json": b'{"hidden_size": 64}',
+    "weights/model.safetensors": os.urandom(1024 * 1024 + 7),
+    "weights/extra/index.json": b"{}",
+    "empty.txt": b"",
+}
+
+
+def test_filesets(run: Run) -> None:
+    created = as_json(run("filesets", "create", "default", "llama", "--purpose", "model", "--json"))
+    assert created == {**created, "name": "llama", "workspace": "default", "purpose": "model", "file_count": 0}
+    assert as_json(run("filesets", "update", "default/llama", "--description", "w", "--json"))["description"] == "w"
+    table = ok(run("filesets", "create", "default", "squad", "--purpose", "dataset", "--storage", "local"))
+    assert re.search(r"^purpose\s+dataset\s*$", table.stdout, re.MULTILINE)
+    assert re.search(r"^size\s+0 bytes\s*$", table.stdout, re.MULTILINE)
+    failed(run("filesets", "create", "default", "llama"), "FILESET_ALREADY_EXISTS")
+    failed(run("filesets", "create", "default", "x", "--storage", "s3"), "STORAGE_NOT_CONFIGURED")
+    failed(run("filesets", "create", "default", "x", "--purpose", "images"), "VALIDATION_ERROR")
+
+    assert [f["name"] for f in as_json(run("filesets", "list", "default", "--sort", "name", "--json"))] == [
+        "llama",
+        "squad",
+    ]
+    assert [f["name"] for f in as_json(run("filesets", "list", "default", "--purpose", "dataset", "--json"))] == [
+        "squad"
+    ]
+    assert len(as_json(run("filesets", "list", "default", "--storage", "local", "--json"))) == 2
+    rows = table_rows(run("filesets", "list", "default", "--name-prefix", "lla"))
+    assert rows[0][:5] == ["llama", "model", "local", "0", "0"]  # size "0 bytes" is two words
+
+    assert as_json(run("filesets", "show", "default/llama", "--json"))["id"] == created["id"]
+    assert re.search(r"^workspace\s+default\s*$", ok(run("filesets", "show", "default/llama")).stdout, re.MULTILINE)
+    updated = as_json(
+        run("filesets", "update", "default/squad", "--description", "QA", "--purpose", "generic", "--json")
+    )
+    assert (updated["description"], updated["purpose"]) == ("QA", "generic")
+
+    declined = run("filesets", "delete", "default/squad", input="n\n")
+    assert declined.exit_code == 1
+    deleted = ok(run("filesets", "delete", "default/squad", "--yes", "--force"))
+    assert "Deleted fileset 'default/squad'" in deleted.stderr
+    failed(run("filesets", "show", "default/squad"), "FILESET_NOT_FOUND")
+    failed(run("filesets", "show", "nowhere/squad"), "WORKSPACE_NOT_FOUND")
+    for bad in ("default", "default/llama/x", "/llama"):
+        refused = run("filesets", "show", bad)
+        assert refused.exit_code == 2
+        assert "workspace/name" in refused.stderr
+
+
+def test_filesets_upload_and_download(run: Run, tmp_path: Path) -> None:
+    source = _tree(tmp_path / "model", MODEL_FILES)
+    ok(run("filesets", "create", "default", "llama"))
+    uploaded = ok(run("filesets", "upload", str(source), "default/llama"))
+    assert uploaded.stdout == ""
+    assert re.match(r"Uploaded 4 files \(1\.0 MB\) to default/llama in [\d.]+ s \([\d.]+ MB/s\)\.$", uploaded.stderr)
+
+    again = as_json(run("filesets", "upload", str(source), "default/llama", "--json"))
+    assert again == {**again, "fileset": "default/llama", "uploaded": 0, "skipped": 4, "bytes": 0}
+    assert set(again) == {"fileset", "uploaded", "skipped", "bytes", "seconds", "mb_per_second"}
+    (source / "config.json").write_bytes(b'{"hidden_size": 32}')
+    changed = ok(run("filesets", "upload", str(source), "default/llama"))
+    assert re.match(r"Uploaded 1 file \(19 bytes\) .*; skipped 3 unchanged files\.$", changed.stderr)
+
+    config = str(source / "config.json")
+    single = as_json(run("filesets", "upload", config, "default/llama", "--prefix", "v2", "--json"))
+    assert (single["uploaded"], single["skipped"], single["bytes"]) == (1, 0, 19)
+    assert as_json(run("filesets", "upload", config, "default/llama", "--prefix", "v2/", "--json"))["skipped"] == 1
+
+    files = as_json(run("filesets", "files", "default/llama", "--json"))
+    assert [f["path"] for f in files] == ["config.json", "empty.txt", "v2/config.json", "weights/extra/index.json",
+                                          "weights/model.safetensors"]  # fmt: skip
+    rows = table_rows(run("filesets", "files", "default/llama", "--path", "weights/"))
+    assert [r[0] for r in rows] == ["weights/extra/index.json", "weights/model.safetensors"]
+    assert rows[1][1:3] == ["1.0", "MB"]
+    assert rows[1][3] == files[4]["sha256"][:12]
+    assert len(as_json(run("filesets", "files", "default/llama", "--limit", "2", "--page-size", "1", "--json"))) == 2
+
+    target = tmp_path / "copy"
+    downloaded = as_json(run("filesets", "download", "default/llama", str(target), "--json"))
+    assert downloaded == {
+        **downloaded,
+        "fileset": "default/llama",
+        "directory": str(target),
+        "downloaded": 5,
+        "skipped": 0,
+        "bytes": sum(len(d) for d in MODEL_FILES.values()) + 19,
+    }
+    assert _read_tree(target) == {**_read_tree(source), "v2/config.json": b'{"hidden_size": 32}'}
+    again_down = ok(run("filesets", "download", "default/llama", str(target)))
+    assert re.match(r"Downloaded 0 files from default/llama to .* in [\d.]+ s; skipped 5 unchanged files\.$",
+                    again_down.stderr)  # fmt: skip
+    partial = as_json(run("filesets", "download", "default/llama", str(tmp_path / "w"), "--path", "weights/", "--json"))
+    assert partial["downloaded"] == 2
+    assert sorted(_read_tree(tmp_path / "w")) == ["weights/extra/index.json", "weights/model.safetensors"]
+
+    removed = ok(run("filesets", "rm", "default/llama", "v2/config.json"))
+    assert "Deleted 'v2/config.json' from fileset 'default/llama'" in removed.stderr
+    failed(run("filesets", "rm", "default/llama", "v2/config.json"), "FILE_NOT_FOUND")
+    failed(run("filesets", "upload", str(source), "default/absent"), "FILESET_NOT_FOUND")
+    failed(run("filesets", "upload", config, "default/llama", "--prefix", "../x"), "INVALID_PATH")
+    failed(run("filesets", "download", "default/absent", str(tmp_path / "x")), "FILESET_NOT_FOUND")
+    assert run("filesets", "upload", str(tmp_path / "absent"), "default/llama").exit_code == 2
+    (tmp_path / "a-file").write_bytes(b"")
+    local = run("filesets", "download", "default/llama", str(tmp_path / "a-file"))
+    assert local.exit_code == 1
+    assert local.stderr.startswith("LOCAL_ERROR: ")
+
+
+def test_filesets_progress_bar_on_a_terminal(live_server: str, admin_token: str, tmp_path: Path) -> None:
+    source = _tree(tmp_path / "model", MODEL_FILES)
+    runner = CliRunner()
+    env = {"TTY_COMPATIBLE": "1", "COLUMNS": "150"}  # rich then draws as on a terminal
+    base = ["--url", live_server, "--token", admin_token, "filesets"]
+    ok(runner.invoke(app, [*base, "create", "default", "llama"]))
+    uploaded = ok(runner.invoke(app, [*base, "upload", str(source), "default/llama", "--json"], env=env))
+    assert json.loads(uploaded.stdout)["uploaded"] == 4  # stdout stays clean for scripts
+    assert "Uploading" in uploaded.stderr
+    assert "4/4 files" in uploaded.stderr
+    assert "1.0/1.0 MB" in uploaded.stderr
+    downloaded = ok(runner.invoke(app, [*base, "download", "default/llama", str(tmp_path / "copy")], env=env))
+    assert "Downloading" in downloaded.stderr
+    assert "4/4 files" in downloaded.stderr
+    assert "Downloaded 4 files" in downloaded.stderr
+    skipped = ok(runner.invoke(app, [*base, "upload", str(source), "default/llama"], env=env))
+    assert "4 unchanged" in skipped.stderr
+
+
 # --- errors, options and configuration --------------------------------------------------------------------------
 
 
@@ -276,7 +417,7 @@ def test_help_does_not_import_the_sdk() -> None:
     assert out.strip() == "[]"
     helped = CliRunner().invoke(app, ["--help"])
     assert helped.exit_code == 0
-    for group in ("workspaces", "members", "users", "tokens", "events", "me", "serve", "worker", "db"):
+    for group in ("workspaces", "members", "users", "tokens", "events", "filesets", "me", "serve", "worker", "db"):
         assert group in helped.stdout
 
 
@@ -338,6 +479,8 @@ def test_cli_reference_documents_every_command_and_option() -> None:
         "members list", "members add", "members set-role", "members remove",
         "users create", "users list", "users show", "users update", "users delete",
         "tokens create", "tokens list", "tokens revoke", "events list", "me",
+        "filesets create", "filesets list", "filesets show", "filesets update", "filesets delete", "filesets files",
+        "filesets upload", "filesets download", "filesets rm",
     }  # fmt: skip
     assert commands <= set(sections), commands - set(sections)
     runner = CliRunner()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from modelyard.cli import events, members, server, tokens, users, workspaces
+from modelyard.cli import events, filesets, members, server, tokens, users, workspaces
 from modelyard.cli._common import Connection, TokenOption, UrlOption
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ app.add_typer(members.app, name="members")
 app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(events.app, name="events")
+app.add_typer(filesets.app, name="filesets")
 app.command("me")(users.show_me)
 
 

@@ -11,12 +11,14 @@ It depends on httpx and the standard library only, never on the server's modules
 """
 
 from modelyard.client._client import Client
+from modelyard.client._filesets import DownloadSummary, Filesets, RemoteFile, TransferEvent, UploadSummary
 from modelyard.client._http import Resource
 from modelyard.client._pager import Page, Pager
 from modelyard.client._resources import Events, Members, Tokens, Users, Workspaces
 from modelyard.client.errors import (
     AuthenticationError,
     BadRequestError,
+    ChecksumMismatchError,
     ConflictError,
     ModelyardError,
     NotFoundError,
@@ -25,15 +27,19 @@ from modelyard.client.errors import (
     PreconditionFailedError,
     ServerError,
     TransportError,
+    UnsafePathError,
     ValidationError,
 )
 
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "ChecksumMismatchError",
     "Client",
     "ConflictError",
+    "DownloadSummary",
     "Events",
+    "Filesets",
     "Members",
     "ModelyardError",
     "NotFoundError",
@@ -42,10 +48,14 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PreconditionFailedError",
+    "RemoteFile",
     "Resource",
     "ServerError",
     "Tokens",
+    "TransferEvent",
     "TransportError",
+    "UnsafePathError",
+    "UploadSummary",
     "Users",
     "ValidationError",
     "Workspaces",

@@ -6,6 +6,7 @@ from types import TracebackType
 
 import httpx
 
+from modelyard.client._filesets import Filesets
 from modelyard.client._http import HTTPTransport, Resource
 from modelyard.client._resources import Events, Members, Tokens, Users, Workspaces
 
@@ -33,6 +34,7 @@ class Client:
         self.users = Users(self._transport)
         self.tokens = Tokens(self._transport)
         self.events = Events(self._transport)
+        self.filesets = Filesets(self._transport)
 
     @property
     def base_url(self) -> str:

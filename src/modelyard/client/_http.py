@@ -4,7 +4,7 @@ mapping of error answers to the exceptions of `modelyard.client.errors`."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -138,25 +138,43 @@ class HTTPTransport:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        content: bytes | Iterable[bytes] | None = None,
         headers: Mapping[str, str] | None = None,
+        stream: bool = False,
     ) -> httpx.Response:
-        """One request; a non-2xx answer raises its typed error, a transport failure `TransportError`."""
+        """One request; a non-2xx answer raises its typed error, a transport failure `TransportError`.
+
+        `content` is a raw body (bytes, or an iterable of chunks sent as they come). With `stream`, the answer's body
+        is not read: iterate it with `iter_bytes()` and close the response."""
         sent_headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if self.token:
             sent_headers["Authorization"] = f"Bearer {self.token}"
         sent_headers.update({k: v for k, v in (headers or {}).items() if v is not None})
         url = self.prefix + path
         try:
-            response = self.http.request(method, url, params=query_params(params), json=json, headers=sent_headers)
+            request = self.http.build_request(
+                method, url, params=query_params(params), json=json, content=content, headers=sent_headers
+            )
+            response = self.http.send(request, stream=stream)
         except httpx.RequestError as exc:  # connection, timeout, protocol, too many redirects
-            raise TransportError(
-                f"{method} {self.base_url}{path} failed: {str(exc) or type(exc).__name__}",
-                error_code="TRANSPORT_ERROR",
-                solution_msg="Check that the server is running and that the URL (MODELYARD_URL or --url) is right",
-            ) from exc
+            raise self.transport_error(method, path, exc) from exc
         if not response.is_success:
+            if stream:
+                try:
+                    response.read()  # the error body is small
+                except httpx.RequestError:
+                    pass
+                finally:
+                    response.close()
             raise error_from_response(response)
         return response
+
+    def transport_error(self, method: str, path: str, exc: httpx.RequestError) -> TransportError:
+        return TransportError(
+            f"{method} {self.base_url}{path} failed: {str(exc) or type(exc).__name__}",
+            error_code="TRANSPORT_ERROR",
+            solution_msg="Check that the server is running and that the URL (MODELYARD_URL or --url) is right",
+        )
 
     def request(
         self,
@@ -165,10 +183,11 @@ class HTTPTransport:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        content: bytes | Iterable[bytes] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Resource:
         """A request whose answer is one JSON object."""
-        response = self.send(method, path, params=params, json=json, headers=headers)
+        response = self.send(method, path, params=params, json=json, content=content, headers=headers)
         try:
             body = response.json()
         except ValueError:

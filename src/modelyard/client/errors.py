@@ -11,8 +11,11 @@
     +-- PayloadTooLargeError    413  the body is larger than the server accepts
     +-- ValidationError         422  the body or query failed validation; `detail` lists {loc, msg, type}
     +-- ServerError             5xx  the server failed; report `request_id` to its operator
+    +-- ChecksumMismatchError        bytes transferred do not match the sha256 the server listed or answered
+    +-- UnsafePathError              a remote file path that would land outside the local download directory
 
-An answer with any other non-2xx status (405, 415, ...) raises `ModelyardError` itself. Errors that come from an
+An answer with any other non-2xx status (405, 415, ...) raises `ModelyardError` itself. `ChecksumMismatchError` and
+`UnsafePathError` are the SDK's own checks of file transfers, with `status_code` None. Errors that come from an
 answer carry the server's error body (`error_code`, `error_msg`, `solution_msg`, `detail`), the HTTP
 `status_code` and the `request_id` from the `X-Request-ID` header; `TransportError` has `status_code` None and
 `error_code` "TRANSPORT_ERROR", and chains the httpx exception as its `__cause__`.
@@ -25,6 +28,7 @@ from typing import Any
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "ChecksumMismatchError",
     "ConflictError",
     "ModelyardError",
     "NotFoundError",
@@ -33,6 +37,7 @@ __all__ = [
     "PreconditionFailedError",
     "ServerError",
     "TransportError",
+    "UnsafePathError",
     "ValidationError",
 ]
 
@@ -110,6 +115,16 @@ class ValidationError(ModelyardError):
 
 class ServerError(ModelyardError):
     """5xx."""
+
+
+class ChecksumMismatchError(ModelyardError):
+    """A transferred file's bytes do not match its sha256 (error_code CHECKSUM_MISMATCH): the file changed during
+    the transfer, or the bytes were damaged. Nothing is left at the destination of a failed download."""
+
+
+class UnsafePathError(ModelyardError):
+    """A remote file path that is absolute, contains '..', or would land outside the local directory
+    (error_code UNSAFE_PATH); nothing was downloaded."""
 
 
 BY_STATUS: dict[int, type[ModelyardError]] = {
