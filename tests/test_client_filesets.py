@@ -417,12 +417,12 @@ def test_download_refuses_paths_outside_the_directory(remote: Client, tmp_path: 
     assert list(outside.iterdir()) == []
     assert not (base / "a.txt").exists()  # every path is checked before anything is written
 
-    # A fileset may hold both 'a' and 'a/b'; a directory cannot.
+    # The server refuses a path that is both a file and a directory, so a download never meets one.
     remote.filesets.create("default", "clash")
     remote.filesets.upload_file(tmp_path / "src" / "a.txt", "default/clash", "x")
-    remote.filesets.upload_file(tmp_path / "src" / "a.txt", "default/clash", "x/y")
-    with pytest.raises(UnsafePathError, match="'x' is a file"):
-        remote.filesets.download_dir("default/clash", tmp_path / "clash")
+    with pytest.raises(ConflictError) as clash:
+        remote.filesets.upload_file(tmp_path / "src" / "a.txt", "default/clash", "x/y")
+    assert clash.value.error_code == "PATH_CONFLICT"
 
 
 # --- open -------------------------------------------------------------------------------------------------------

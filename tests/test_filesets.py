@@ -428,3 +428,33 @@ def test_large_file_round_trip(live_server: str, admin_token: str, client: TestC
                 received += len(chunk)
     assert received == size
     assert back.hexdigest() == digest.hexdigest()
+
+
+def test_conditional_upload_and_delete(client: TestClient, db: Database) -> None:
+    client.post(FS, json={"name": "cond"})
+    first = _put(client, "cond", "a.txt", b"one")
+    etag = first.headers["etag"]
+    r = client.put(f"{FS}/cond/-/a.txt", content=b"two", headers={"If-None-Match": "*"})
+    assert r.status_code == 412
+    assert error_shape(r)["error_code"] == "PRECONDITION_FAILED"
+    r = client.put(f"{FS}/cond/-/a.txt", content=b"two", headers={"If-Match": '"stale"'})
+    assert r.status_code == 412
+    assert client.get(f"{FS}/cond/-/a.txt").content == b"one"
+    r = client.put(f"{FS}/cond/-/a.txt", content=b"two", headers={"If-Match": etag})
+    assert r.status_code == 200
+    assert client.put(f"{FS}/cond/-/new.txt", content=b"x", headers={"If-Match": etag}).status_code == 412
+    assert client.put(f"{FS}/cond/-/new.txt", content=b"x", headers={"If-None-Match": "*"}).status_code == 201
+    assert client.delete(f"{FS}/cond/-/a.txt", headers={"If-Match": etag}).status_code == 412
+    assert client.delete(f"{FS}/cond/-/a.txt", headers={"If-Match": r.headers["etag"]}).status_code == 204
+
+
+def test_a_path_is_not_both_file_and_directory(client: TestClient) -> None:
+    client.post(FS, json={"name": "tree"})
+    assert _put(client, "tree", "weights", b"file").status_code == 201
+    r = _put(client, "tree", "weights/part1.bin", b"x")
+    assert r.status_code == 409
+    assert error_shape(r)["error_code"] == "PATH_CONFLICT"
+    assert _put(client, "tree", "dir/a.bin", b"x").status_code == 201
+    assert _put(client, "tree", "dir", b"x").status_code == 409
+    assert _put(client, "tree", "dir2", b"x").status_code == 201
+    assert [f["path"] for f in client.get(f"{FS}/tree/files").json()["data"]] == ["dir/a.bin", "dir2", "weights"]

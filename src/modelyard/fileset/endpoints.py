@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import mimetypes
 import posixpath
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -18,7 +19,7 @@ from modelyard.errors import BadRequest, PayloadTooLarge
 from modelyard.fileset import paths, service
 from modelyard.fileset.schemas import FileFilters, FileRead, FilesetCreate, FilesetFilters, FilesetRead, FilesetUpdate
 from modelyard.fileset.tables import Fileset
-from modelyard.kit.etag import etag_of
+from modelyard.kit.etag import etag_of, header_matches
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, Page, list_params
 from modelyard.kit.ranges import parse_range
@@ -116,8 +117,11 @@ def list_files(
     return Page(data=[FileRead.model_validate(f) for f in rows], pagination=pagination, next_page_token=token)
 
 
-def _check_fileset_and_release(session: Session, access: WorkspaceAccess, fs: str) -> None:
-    service.get_fileset(session, access, fs)
+def _check_fileset_and_release(
+    session: Session, access: WorkspaceAccess, fs: str, path: str, if_match: str | None, if_none_match: str | None
+) -> None:
+    # Fail fast, before any byte moves; commit_upload checks again once the body is in.
+    service.check_upload(session, service.get_fileset(session, access, fs), path, if_match, if_none_match)
     # End the transaction before the body streams: on SQLite it would hold the write lock for the whole upload.
     session.rollback()
 
@@ -135,21 +139,38 @@ def _check_fileset_and_release(session: Session, access: WorkspaceAccess, fs: st
     },
 )
 async def upload_file(
-    fs: str, path: str, request: Request, access: WorkspaceEditor, session: DbSession, response: Response
+    fs: str,
+    path: str,
+    request: Request,
+    access: WorkspaceEditor,
+    session: DbSession,
+    response: Response,
+    if_match: IfMatch = None,
+    if_none_match: Annotated[
+        str | None, Header(alias="If-None-Match", max_length=1024, description="'*': only create, never replace")
+    ] = None,
 ) -> FileRead:
     """Upload one file as the raw request body (streamed to storage). 201 when the path is new, 200 when it
-    replaced a file."""
+    replaced a file. `If-Match: "<sha256>"` replaces only that content; `If-None-Match: *` only creates."""
     limit = request.app.state.ctx.settings.max_upload_bytes
     normal = paths.normalize(path)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-    await run_in_threadpool(_check_fileset_and_release, session, access, fs)
+    await run_in_threadpool(_check_fileset_and_release, session, access, fs, normal, if_match, if_none_match)
     store = _store(request)
     writer = await run_in_threadpool(store.writer)
     try:
         await _stream_into(request, writer, limit)
-        file, created = await run_in_threadpool(service.commit_upload, session, access, fs, normal, writer, store)
+        file, created = await run_in_threadpool(
+            functools.partial(service.commit_upload, if_match=if_match, if_none_match=if_none_match),
+            session,
+            access,
+            fs,
+            normal,
+            writer,
+            store,
+        )
     except BaseException:
         await run_in_threadpool(writer.abort)
         raise
@@ -236,7 +257,7 @@ def _serve_file(
         "Last-Modified": file.updated_at.strftime("%a, %d %b %Y %H:%M:%S GMT"),
     }
     if_none_match = request.headers.get("if-none-match")
-    if if_none_match and etag in [t.strip().removeprefix("W/") for t in if_none_match.split(",")]:
+    if if_none_match and header_matches(if_none_match, etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
     byte_range = parse_range(request.headers.get("range"), file.size)
     if byte_range is None:
@@ -252,5 +273,5 @@ def _serve_file(
 
 
 @router.delete("/{fs}/-/{path:path}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_file(fs: str, path: str, access: WorkspaceEditor, session: DbSession) -> None:
-    service.delete_file(session, access, fs, paths.normalize(path))
+def delete_file(fs: str, path: str, access: WorkspaceEditor, session: DbSession, if_match: IfMatch = None) -> None:
+    service.delete_file(session, access, fs, paths.normalize(path), if_match)

@@ -66,3 +66,15 @@ def garbage_candidates(session: Session, cutoff: datetime, limit: int) -> list[s
 
 def lock_garbage(session: Session, sha256: str, cutoff: datetime) -> Blob | None:
     return session.scalar(sa.select(Blob).where(Blob.sha256 == sha256, unreferenced(cutoff)).with_for_update())
+
+
+def clashing_path(session: Session, fileset_id: str, path: str) -> str | None:
+    """An existing file that is a parent directory of `path`, or lies under `path` as a directory, if any."""
+    parts = path.split("/")
+    parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
+    conditions = [FilesetFile.path.startswith(path + "/", autoescape=True)]
+    if parents:
+        conditions.append(FilesetFile.path.in_(parents))
+    return session.scalar(
+        sa.select(FilesetFile.path).where(FilesetFile.fileset_id == fileset_id, sa.or_(*conditions)).limit(1)
+    )

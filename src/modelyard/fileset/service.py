@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 
 from modelyard.db.base import utcnow
 from modelyard.db.engine import Database
-from modelyard.errors import BadRequest, Conflict, NotFound
+from modelyard.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from modelyard.event import service as events
 from modelyard.fileset import repository
 from modelyard.fileset.tables import Fileset, FilesetFile
-from modelyard.kit.etag import check_if_match
+from modelyard.kit.etag import check_if_match, header_matches
 from modelyard.kit.pagination import ListQuery, Pagination, paginate
 from modelyard.storage import BlobStore, BlobWriter
 from modelyard.workspace.service import WorkspaceAccess, register_resource_counter
@@ -176,11 +176,50 @@ def _refresh_manifest(session: Session, ws: WorkspaceAccess, fileset: Fileset) -
     session.flush()
 
 
+def check_upload(
+    session: Session, fileset: Fileset, path: str, if_match: str | None, if_none_match: str | None
+) -> None:
+    """Preconditions of an upload: `If-Match` names the sha256 the file must have now (a conditional replace),
+    `If-None-Match: *` that it must not exist yet; and a path may not be both a file and a directory."""
+    existing = repository.get_file(session, fileset.id, path)
+    current = f'"{existing.sha256}"' if existing else None
+    if if_match is not None and not header_matches(if_match, current):
+        raise PreconditionFailed(
+            f"If-Match {if_match.strip()} does not match file '{path}' "
+            + (f"(its ETag is {current})" if current else "(it does not exist)"),
+            detail={"etag": current},
+        )
+    if if_none_match is not None and current is not None:
+        tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+        if "*" in tags or current in tags:
+            raise PreconditionFailed(
+                f"File '{path}' already exists",
+                detail={"etag": current},
+                solution_msg="Leave out If-None-Match to replace it",
+            )
+    clash = repository.clashing_path(session, fileset.id, path)
+    if clash is not None:
+        raise Conflict(
+            f"Path '{path}' clashes with '{clash}': a path cannot be both a file and a directory",
+            error_code="PATH_CONFLICT",
+            solution_msg="Upload under another path, or delete the clashing file first",
+        )
+
+
 def commit_upload(
-    session: Session, ws: WorkspaceAccess, fileset_name: str, path: str, writer: BlobWriter, store: BlobStore
+    session: Session,
+    ws: WorkspaceAccess,
+    fileset_name: str,
+    path: str,
+    writer: BlobWriter,
+    store: BlobStore,
+    *,
+    if_match: str | None = None,
+    if_none_match: str | None = None,
 ) -> tuple[FilesetFile, bool]:
     """Record a finished upload; True when the path is new, False when it replaced a file."""
     fileset = get_fileset(session, ws, fileset_name)  # it may have been deleted while the bytes streamed
+    check_upload(session, fileset, path, if_match, if_none_match)
     now = utcnow()
     repository.touch_blob(session, writer.sha256, writer.size, now)
     store.place(writer)
@@ -203,20 +242,27 @@ def commit_upload(
 
 
 def get_file(session: Session, ws: WorkspaceAccess, fileset_name: str, path: str) -> FilesetFile:
-    fileset = get_fileset(session, ws, fileset_name)
+    return _get_file(session, ws, get_fileset(session, ws, fileset_name), path)
+
+
+def _get_file(session: Session, ws: WorkspaceAccess, fileset: Fileset, path: str) -> FilesetFile:
     file = repository.get_file(session, fileset.id, path)
     if file is None:
         raise NotFound(
-            f"File '{path}' not found in fileset '{ws.workspace.name}/{fileset_name}'",
+            f"File '{path}' not found in fileset '{ws.workspace.name}/{fileset.name}'",
             error_code="FILE_NOT_FOUND",
-            solution_msg=f"List the files with GET /v1/workspaces/{ws.workspace.name}/filesets/{fileset_name}/files",
+            solution_msg=f"List the files with GET /v1/workspaces/{ws.workspace.name}/filesets/{fileset.name}/files",
         )
     return file
 
 
-def delete_file(session: Session, ws: WorkspaceAccess, fileset_name: str, path: str) -> None:
-    file = get_file(session, ws, fileset_name, path)
+def delete_file(session: Session, ws: WorkspaceAccess, fileset_name: str, path: str, if_match: str | None) -> None:
     fileset = get_fileset(session, ws, fileset_name)
+    file = _get_file(session, ws, fileset, path)
+    if if_match is not None and not header_matches(if_match, f'"{file.sha256}"'):
+        raise PreconditionFailed(
+            f"If-Match {if_match.strip()} does not match file '{path}'", detail={"etag": f'"{file.sha256}"'}
+        )
     session.delete(file)
     _refresh_manifest(session, ws, fileset)
     _record(session, ws, "fileset.file_deleted", fileset, {"path": path, "size": file.size, "sha256": file.sha256})

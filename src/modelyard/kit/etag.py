@@ -20,13 +20,20 @@ def etag_of(obj: Versioned) -> str:
     return f'"{digest}"'
 
 
+def header_matches(header: str, current: str | None) -> bool:
+    """Whether an `If-Match` / `If-None-Match` value names `current` (an existing resource's ETag) or `*`."""
+    if current is None:
+        return False
+    candidates = [tag.strip().removeprefix("W/") for tag in header.split(",")]
+    return "*" in candidates or current in candidates
+
+
 def check_if_match(if_match: str | None, obj: Versioned) -> None:
     """Raise 412 when `If-Match` is given and names none of the resource's current ETag (or `*`)."""
     if if_match is None:
         return
     current = etag_of(obj)
-    candidates = [tag.strip().removeprefix("W/") for tag in if_match.split(",")]
-    if "*" in candidates or current in candidates:
+    if header_matches(if_match, current):
         return
     raise PreconditionFailed(
         f"If-Match {if_match.strip()} does not match the current ETag {current}: "
