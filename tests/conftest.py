@@ -8,7 +8,7 @@ pytest.register_assert_rewrite("tests.fixtures")
 
 from tests.fixtures.databases import in_ci, postgres_reachable  # noqa: E402
 
-pytest_plugins = ["tests.fixtures.databases", "tests.fixtures.app", "tests.fixtures.storage"]
+pytest_plugins = ["tests.fixtures.databases", "tests.fixtures.app", "tests.fixtures.storage", "tests.fixtures.hub"]
 
 _PG = pytest.StashKey[tuple[bool, str]]()
 

@@ -5,6 +5,7 @@ from modelyard.fileset.tables import Blob, Fileset, FilesetFile
 from modelyard.identity.tables import ApiToken, User
 from modelyard.job.tables import Job
 from modelyard.kit.tables import IdempotencyKey
+from modelyard.model.tables import Model, ModelLabel, ModelVersion, ModelVersionFile
 from modelyard.workspace.tables import Membership, Workspace
 
 __all__ = [
@@ -16,6 +17,10 @@ __all__ = [
     "IdempotencyKey",
     "Job",
     "Membership",
+    "Model",
+    "ModelLabel",
+    "ModelVersion",
+    "ModelVersionFile",
     "User",
     "Workspace",
 ]

@@ -40,24 +40,34 @@ class JobContext:
 
 
 Handler = Callable[[JobContext], dict[str, Any] | None]
+# Called once when a job of the kind ends FAILED for good (its error as argument), to settle what the job was for:
+# e.g. a version being validated becomes FAILED instead of staying CREATING.
+GiveUpHook = Callable[[JobContext, str], None]
 MaintenanceTask = Callable[[Database, Settings], None]
 _HANDLERS: dict[str, Handler] = {}
+_GIVE_UP: dict[str, GiveUpHook] = {}
 _MAINTENANCE: dict[str, MaintenanceTask] = {}
 
 # The domains' modules that register job kinds and maintenance tasks; every worker imports them.
-BUILTIN_MODULES = ["modelyard.fileset.tasks"]
+BUILTIN_MODULES = ["modelyard.fileset.tasks", "modelyard.model.tasks"]
 
 
 class PermanentJobError(Exception):
     """Raised by a handler for a failure that retrying cannot fix: the job fails at once."""
 
 
-def job_kind(name: str) -> Callable[[Handler], Handler]:
+def job_kind(name: str, *, on_give_up: GiveUpHook | None = None) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         _HANDLERS[name] = handler
+        if on_give_up is not None:
+            _GIVE_UP[name] = on_give_up
         return handler
 
     return register
+
+
+def get_give_up_hook(kind: str) -> GiveUpHook | None:
+    return _GIVE_UP.get(kind)
 
 
 def maintenance_task(name: str) -> Callable[[MaintenanceTask], MaintenanceTask]:

@@ -17,7 +17,14 @@ from modelyard.config import Settings
 from modelyard.db.base import utcnow
 from modelyard.db.engine import Database
 from modelyard.job import repository
-from modelyard.job.registry import JobContext, PermanentJobError, get_handler, load_modules, maintenance_tasks
+from modelyard.job.registry import (
+    JobContext,
+    PermanentJobError,
+    get_give_up_hook,
+    get_handler,
+    load_modules,
+    maintenance_tasks,
+)
 from modelyard.job.tables import Job, JobStatus
 from modelyard.kit import idempotency
 
@@ -55,21 +62,16 @@ class Worker:
         if claimed is None:
             return False
         job_id, kind, payload, attempt, max_attempts = claimed
+        ctx = JobContext(job_id, kind, payload, attempt, self.db, self.settings, worker_id)
         if attempt > max_attempts:
             # The previous attempt's worker died holding the lease, and that was the last attempt.
-            self._record(
-                job_id,
-                worker_id,
-                failed=True,
-                error=f"Gave up after {max_attempts} attempts: the last attempt's worker stopped before finishing",
-                attempt=attempt,
-            )
+            error = f"Gave up after {max_attempts} attempts: the last attempt's worker stopped before finishing"
+            self._record(ctx, failed=True, error=error)
             return True
         handler = get_handler(kind)
         if handler is None:
-            self._record(job_id, worker_id, failed=True, error=f"No handler for job kind '{kind}'", attempt=attempt)
+            self._record(ctx, failed=True, error=f"No handler for job kind '{kind}'")
             return True
-        ctx = JobContext(job_id, kind, payload, attempt, self.db, self.settings, worker_id)
         stop_heartbeat = threading.Event()
         heartbeat = threading.Thread(
             target=self._heartbeat, args=(job_id, worker_id, stop_heartbeat), daemon=True, name=f"heartbeat-{job_id}"
@@ -79,13 +81,13 @@ class Worker:
         try:
             result = handler(ctx)
         except PermanentJobError as exc:
-            self._record(job_id, worker_id, failed=True, error=str(exc), attempt=attempt)
+            self._record(ctx, failed=True, error=str(exc))
         except Exception as exc:
             error = "".join(traceback.format_exception_only(exc)).strip()
             log.warning("job %s (%s) attempt %d failed: %s", job_id, kind, attempt, error)
-            self._record(job_id, worker_id, failed=attempt >= max_attempts, error=error, attempt=attempt, retry=True)
+            self._record(ctx, failed=attempt >= max_attempts, error=error, retry=True)
         else:
-            self._record(job_id, worker_id, failed=False, result=result, attempt=attempt)
+            self._record(ctx, failed=False, result=result)
         finally:
             stop_heartbeat.set()
             heartbeat.join()
@@ -107,15 +109,14 @@ class Worker:
 
     def _record(
         self,
-        job_id: str,
-        worker_id: str,
+        ctx: JobContext,
         *,
         failed: bool,
-        attempt: int,
         error: str | None = None,
         result: dict[str, Any] | None = None,
         retry: bool = False,
     ) -> None:
+        job_id, worker_id, attempt = ctx.job_id, ctx.worker_id, ctx.attempt
         now = utcnow()
         values: dict[str, Any]
         if not failed and not retry:
@@ -143,6 +144,12 @@ class Worker:
             log.warning("job %s: finished after its lease was taken over; result discarded", job_id)
         elif failed:
             log.error("job %s failed for good after attempt %d: %s", job_id, attempt, error)
+            hook = get_give_up_hook(ctx.kind)
+            if hook is not None:
+                try:
+                    hook(ctx, error or "")
+                except Exception:
+                    log.exception("job %s: the give-up hook of %s failed", job_id, ctx.kind)
 
     # -- the loop --------------------------------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Models (the LLMs) and their versions, created asynchronously and validated from their files."""

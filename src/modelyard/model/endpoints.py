@@ -1,0 +1,240 @@
+"""HTTP routes of models, model versions and base model types."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from sqlalchemy.orm import Session
+
+from modelyard.auth import CurrentPrincipal
+from modelyard.kit.etag import etag_of
+from modelyard.kit.headers import IfMatch
+from modelyard.kit.pagination import ListQuery, NoFilters, Page, list_params
+from modelyard.kit.routing import DbSession, TransactionalRoute
+from modelyard.kit.schemas import read_model
+from modelyard.model import repository, service
+from modelyard.model.schemas import (
+    BaseModelTypeRead,
+    CurrentVersion,
+    ManifestEntry,
+    ModelCreate,
+    ModelFilters,
+    ModelRead,
+    ModelReplace,
+    ModelReplaced,
+    ModelUpdate,
+    VersionConfig,
+    VersionCreate,
+    VersionFilters,
+    VersionRead,
+    VersionUpdate,
+)
+from modelyard.model.service import ModelAccess
+from modelyard.model.tables import Model, ModelVersion
+from modelyard.workspace.dependencies import WorkspaceEditor, WorkspaceName, WorkspaceReader
+from modelyard.workspace.tables import Role
+
+router = APIRouter(prefix="/v1", tags=["models"], route_class=TransactionalRoute)
+MODELS = "/workspaces/{ws}/models"
+
+ModelName = Annotated[str, Path(description="Model name", max_length=255)]
+VersionNameParam = Annotated[str, Path(description="Version name", max_length=64)]
+
+
+def _model_reader(ws: WorkspaceName, model: ModelName, principal: CurrentPrincipal, session: DbSession) -> ModelAccess:
+    return service.model_access(session, principal, ws, model, Role.VIEWER)
+
+
+def _model_editor(ws: WorkspaceName, model: ModelName, principal: CurrentPrincipal, session: DbSession) -> ModelAccess:
+    return service.model_access(session, principal, ws, model, Role.EDITOR)
+
+
+ModelReader = Annotated[ModelAccess, Depends(_model_reader)]
+ModelEditor = Annotated[ModelAccess, Depends(_model_editor)]
+
+
+def _roots(request: Request) -> list:  # type: ignore[type-arg]
+    return list(request.app.state.ctx.settings.allowed_local_roots)
+
+
+def model_read(session: Session, model: Model, workspace: str) -> ModelRead:
+    current = repository.get_version_by_id(session, model.current_version_id) if model.current_version_id else None
+    return read_model(
+        ModelRead,
+        model,
+        workspace=workspace,
+        current_version=CurrentVersion.model_validate(current) if current else None,
+        spec=current.spec if current else None,
+    )
+
+
+def _models_read(session: Session, models: list[Model], workspace: str) -> list[ModelRead]:
+    current = repository.versions_by_id(session, {m.current_version_id for m in models if m.current_version_id})
+    out = []
+    for model in models:
+        version = current.get(model.current_version_id or "")
+        out.append(
+            read_model(
+                ModelRead,
+                model,
+                workspace=workspace,
+                current_version=CurrentVersion.model_validate(version) if version else None,
+                spec=version.spec if version else None,
+            )
+        )
+    return out
+
+
+def version_read(version: ModelVersion, access: ModelAccess) -> VersionRead:
+    config = VersionConfig.model_validate(
+        {
+            "llm_model_config": {
+                "base_model_type": version.base_model_type,
+                "model_path": version.model_path,
+                "local_model_path": version.local_model_path,
+            }
+        }
+    )
+    return read_model(
+        VersionRead, version, model=access.ref, config=config, is_current=access.model.current_version_id == version.id
+    )
+
+
+# -- models ---------------------------------------------------------------------------------------------------------
+
+
+@router.post(MODELS, status_code=status.HTTP_201_CREATED)
+def create_model(
+    body: ModelCreate, access: WorkspaceEditor, session: DbSession, request: Request, response: Response
+) -> ModelReplaced:
+    fields = body.model_dump(exclude={"version"}, mode="json")
+    version = body.version.model_dump(mode="json") if body.version else None
+    model, new_version = service.create_model(session, access, fields, version, _roots(request))
+    session.flush()
+    response.headers["ETag"] = etag_of(model)
+    out = model_read(session, model, access.workspace.name)
+    new = version_read(new_version, ModelAccess(access, model)) if new_version else None
+    return ModelReplaced(**out.model_dump(), new_version=new)
+
+
+@router.get(MODELS)
+def list_models(
+    access: WorkspaceReader, session: DbSession, query: Annotated[ListQuery, Depends(list_params(ModelFilters))]
+) -> Page[ModelRead]:
+    rows, pagination, token = service.list_models(session, access, query)
+    return Page(data=_models_read(session, rows, access.workspace.name), pagination=pagination, next_page_token=token)
+
+
+@router.get(MODELS + "/{model}")
+def get_model(access: ModelReader, session: DbSession, response: Response) -> ModelRead:
+    response.headers["ETag"] = etag_of(access.model)
+    return model_read(session, access.model, access.ws.workspace.name)
+
+
+@router.patch(MODELS + "/{model}")
+def update_model(
+    body: ModelUpdate, access: ModelEditor, session: DbSession, response: Response, if_match: IfMatch = None
+) -> ModelRead:
+    model = service.update_model(session, access, body.model_dump(exclude_unset=True, mode="json"), if_match)
+    response.headers["ETag"] = etag_of(model)
+    return model_read(session, model, access.ws.workspace.name)
+
+
+@router.put(MODELS + "/{model}")
+def replace_model(
+    body: ModelReplace,
+    access: ModelEditor,
+    session: DbSession,
+    request: Request,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ModelReplaced:
+    """Huawei's UpdateModelDefinition: `name`, `description`, `current_version_id` (a READY version of this
+    model) and/or `version`, which creates a new version asynchronously (answered in `new_version`)."""
+    model, new_version = service.replace_model(
+        session, access, body.model_dump(exclude_unset=True, mode="json"), if_match, _roots(request)
+    )
+    session.flush()
+    response.headers["ETag"] = etag_of(model)
+    out = model_read(session, model, access.ws.workspace.name)
+    return ModelReplaced(**out.model_dump(), new_version=version_read(new_version, access) if new_version else None)
+
+
+@router.delete(MODELS + "/{model}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_model(
+    access: ModelEditor,
+    session: DbSession,
+    cascade: Annotated[bool, Query(description="Also delete the adapters that refer to it")] = False,
+    if_match: IfMatch = None,
+) -> None:
+    service.delete_model(session, access, cascade, if_match)
+
+
+# -- versions -------------------------------------------------------------------------------------------------------
+
+
+@router.post(MODELS + "/{model}/versions", status_code=status.HTTP_201_CREATED, tags=["model versions"])
+def create_version(
+    body: VersionCreate, access: ModelEditor, session: DbSession, request: Request, response: Response
+) -> VersionRead:
+    """Add a version (status CREATING); a worker checks its files and sets READY or FAILED."""
+    version = service.create_version(session, access, body.model_dump(mode="json"), _roots(request))
+    session.flush()
+    response.headers["ETag"] = etag_of(version)
+    return version_read(version, access)
+
+
+@router.get(MODELS + "/{model}/versions", tags=["model versions"])
+def list_versions(
+    access: ModelReader, session: DbSession, query: Annotated[ListQuery, Depends(list_params(VersionFilters))]
+) -> Page[VersionRead]:
+    rows, pagination, token = service.list_versions(session, access, query)
+    return Page(data=[version_read(v, access) for v in rows], pagination=pagination, next_page_token=token)
+
+
+@router.get(MODELS + "/{model}/versions/{version}", tags=["model versions"])
+def get_version(version: VersionNameParam, access: ModelReader, session: DbSession, response: Response) -> VersionRead:
+    found = service.get_version(session, access, version)
+    response.headers["ETag"] = etag_of(found)
+    return version_read(found, access)
+
+
+@router.get(MODELS + "/{model}/versions/{version}/files", tags=["model versions"])
+def list_version_files(
+    version: VersionNameParam,
+    access: ModelReader,
+    session: DbSession,
+    query: Annotated[ListQuery, Depends(list_params(NoFilters, sorts=("path",), default_sort="path"))],
+) -> Page[ManifestEntry]:
+    """The manifest of a READY version: path, size and sha256 of every file."""
+    rows, pagination, token = service.list_manifest(session, access, version, query)
+    return Page(data=[ManifestEntry.model_validate(f) for f in rows], pagination=pagination, next_page_token=token)
+
+
+@router.patch(MODELS + "/{model}/versions/{version}", tags=["model versions"])
+def update_version(
+    version: VersionNameParam,
+    body: VersionUpdate,
+    access: ModelEditor,
+    session: DbSession,
+    response: Response,
+    if_match: IfMatch = None,
+) -> VersionRead:
+    found = service.update_version(session, access, version, body.model_dump(exclude_unset=True), if_match)
+    response.headers["ETag"] = etag_of(found)
+    return version_read(found, access)
+
+
+@router.delete(MODELS + "/{model}/versions/{version}", status_code=status.HTTP_204_NO_CONTENT, tags=["model versions"])
+def delete_version(
+    version: VersionNameParam, access: ModelEditor, session: DbSession, if_match: IfMatch = None
+) -> None:
+    service.delete_version(session, access, version, if_match)
+
+
+@router.get("/base-model-types", tags=["models"])
+def list_base_model_types(principal: CurrentPrincipal, session: DbSession) -> list[BaseModelTypeRead]:
+    """Huawei's ListBaseModels: the base model types of the versions you can see, with what their configs said."""
+    rows = repository.base_model_types(session, None if principal.is_admin else principal.user_id)
+    return [BaseModelTypeRead.model_validate(row) for row in rows]

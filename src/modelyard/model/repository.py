@@ -1,0 +1,156 @@
+"""SQL for models, labels, versions and manifests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from modelyard.model.tables import Model, ModelLabel, ModelVersion, ModelVersionFile
+from modelyard.workspace.tables import Membership, Workspace
+
+
+def get_model(session: Session, workspace_id: str, name: str) -> Model | None:
+    return session.scalar(sa.select(Model).where(Model.workspace_id == workspace_id, Model.name == name))
+
+
+def get_model_by_id(session: Session, model_id: str) -> Model | None:
+    return session.get(Model, model_id)
+
+
+def lock_model(session: Session, model_id: str) -> Model | None:
+    """The model with its row locked (PostgreSQL), to serialise changes that depend on its current state; its
+    attributes are re-read, since the copy already in the session may predate the lock."""
+    return session.scalar(
+        sa.select(Model).where(Model.id == model_id).with_for_update().execution_options(populate_existing=True)
+    )
+
+
+def models_query(workspace_id: str, filters: dict[str, Any]) -> sa.Select[Model]:
+    stmt = sa.select(Model).where(Model.workspace_id == workspace_id)
+    if "model_type" in filters:
+        stmt = stmt.where(Model.model_type == filters["model_type"])
+    if "visibility" in filters:
+        stmt = stmt.where(Model.visibility == filters["visibility"])
+    if "name_prefix" in filters:
+        stmt = stmt.where(Model.name.startswith(filters["name_prefix"], autoescape=True))
+    for label in filters.get("label", []):
+        key, value = label.split(":", 1)
+        stmt = stmt.where(
+            sa.exists().where(ModelLabel.model_id == Model.id, ModelLabel.key == key, ModelLabel.value == value)
+        )
+    return stmt
+
+
+def count_in_workspace(session: Session, workspace_id: str) -> int:
+    return session.scalar(sa.select(sa.func.count()).where(Model.workspace_id == workspace_id)) or 0
+
+
+def set_labels(session: Session, model_id: str, labels: dict[str, str]) -> None:
+    session.execute(sa.delete(ModelLabel).where(ModelLabel.model_id == model_id))
+    if labels:
+        session.execute(
+            sa.insert(ModelLabel), [{"model_id": model_id, "key": k, "value": v} for k, v in labels.items()]
+        )
+
+
+def versions_by_id(session: Session, ids: set[str]) -> dict[str, ModelVersion]:
+    if not ids:
+        return {}
+    return {v.id: v for v in session.scalars(sa.select(ModelVersion).where(ModelVersion.id.in_(ids)))}
+
+
+def get_version(session: Session, model_id: str, name: str) -> ModelVersion | None:
+    return session.scalar(sa.select(ModelVersion).where(ModelVersion.model_id == model_id, ModelVersion.name == name))
+
+
+def get_version_by_id(session: Session, version_id: str) -> ModelVersion | None:
+    return session.get(ModelVersion, version_id)
+
+
+def versions_query(model_id: str, filters: dict[str, Any]) -> sa.Select[ModelVersion]:
+    stmt = sa.select(ModelVersion).where(ModelVersion.model_id == model_id)
+    if "status" in filters:
+        stmt = stmt.where(ModelVersion.status == filters["status"])
+    if "name_prefix" in filters:
+        stmt = stmt.where(ModelVersion.name.startswith(filters["name_prefix"], autoescape=True))
+    return stmt
+
+
+def manifest_query(version_id: str) -> sa.Select[ModelVersionFile]:
+    return sa.select(ModelVersionFile).where(ModelVersionFile.version_id == version_id)
+
+
+def replace_manifest(session: Session, version_id: str, files: list[tuple[str, int, str]]) -> None:
+    session.execute(sa.delete(ModelVersionFile).where(ModelVersionFile.version_id == version_id))
+    if files:
+        session.execute(
+            sa.insert(ModelVersionFile),
+            [{"version_id": version_id, "path": p, "size": s, "sha256": h} for p, s, h in files],
+        )
+
+
+def base_model_types(session: Session, user_id: str | None) -> list[dict[str, Any]]:
+    """Per base model type: how many versions declare it and what their configs said. With a user, only the
+    versions of models in that user's workspaces and public models count."""
+    stmt = sa.select(ModelVersion.base_model_type, ModelVersion.status, ModelVersion.spec).join(
+        Model, Model.id == ModelVersion.model_id
+    )
+    if user_id is not None:
+        member = sa.exists().where(Membership.workspace_id == Model.workspace_id, Membership.user_id == user_id)
+        stmt = stmt.where(sa.or_(member, Model.visibility == "PUBLIC"))
+    summary: dict[str, dict[str, Any]] = {}
+    for base_type, status, spec in session.execute(stmt):
+        entry = summary.setdefault(
+            base_type,
+            {
+                "base_model_type": base_type,
+                "versions": 0,
+                "ready_versions": 0,
+                "architectures": set(),
+                "families": set(),
+                "max_position_embeddings": None,
+            },
+        )
+        entry["versions"] += 1
+        if status == "READY":
+            entry["ready_versions"] += 1
+            spec = spec or {}
+            if spec.get("architecture"):
+                entry["architectures"].add(spec["architecture"])
+            if spec.get("family"):
+                entry["families"].add(spec["family"])
+            context = spec.get("max_position_embeddings")
+            if isinstance(context, int):
+                entry["max_position_embeddings"] = max(entry["max_position_embeddings"] or 0, context)
+    out = []
+    for entry in sorted(summary.values(), key=lambda e: e["base_model_type"]):
+        entry["architectures"] = sorted(entry["architectures"])
+        entry["families"] = sorted(entry["families"])
+        out.append(entry)
+    return out
+
+
+def workspace_name(session: Session, workspace_id: str) -> str:
+    return session.scalar(sa.select(Workspace.name).where(Workspace.id == workspace_id)) or ""
+
+
+def versions_on_fileset(session: Session, workspace: str, fileset: str) -> list[tuple[str, str, str]]:
+    """(workspace, model, version) of the versions whose model_path names this fileset."""
+    refs = [f"{workspace}/{fileset}", f"fileset://{workspace}/{fileset}"]
+    like = f"fileset://{workspace}/{fileset}/%"
+    stmt = (
+        sa.select(Workspace.name, Model.name, ModelVersion.name)
+        .join(Model, Model.id == ModelVersion.model_id)
+        .join(Workspace, Workspace.id == Model.workspace_id)
+        .where(
+            sa.or_(
+                ModelVersion.model_path.in_(refs),
+                ModelVersion.model_path.like(like),
+                sa.and_(ModelVersion.model_path == fileset, Workspace.name == workspace),
+            )
+        )
+        .order_by(Workspace.name, Model.name, ModelVersion.name)
+    )
+    return [(w, m, v) for w, m, v in session.execute(stmt)]

@@ -1,0 +1,520 @@
+"""Models and their versions. A version is created CREATING together with a validation job in one transaction;
+the job (model/tasks.py) reads its files and marks it READY or FAILED. Only a READY version can be current; the
+first READY version of a model becomes current by itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from modelyard.auth import Principal
+from modelyard.db.base import utcnow
+from modelyard.errors import Conflict, Forbidden, NotFound
+from modelyard.event import service as events
+from modelyard.fileset.service import register_reference_checker
+from modelyard.fileset.tables import Fileset
+from modelyard.job import service as jobs
+from modelyard.kit.etag import check_if_match
+from modelyard.kit.pagination import ListQuery, Pagination, paginate
+from modelyard.model import repository
+from modelyard.model.sources import SourceRef, parse_local_path, parse_model_path
+from modelyard.model.tables import Model, ModelVersion, ModelVersionFile, VersionStatus, Visibility
+from modelyard.workspace import repository as workspaces
+from modelyard.workspace.service import WorkspaceAccess, register_resource_counter
+from modelyard.workspace.tables import Role
+
+VALIDATE_JOB = "model.validate_version"
+
+# Domains whose resources point at models or versions (adapters) register a function naming them, so a model
+# or version is not deleted from under them.
+ModelReferenceChecker = Callable[[Session, Model], list[str]]
+VersionReferenceChecker = Callable[[Session, ModelVersion], list[str]]
+MODEL_REFERENCE_CHECKERS: list[ModelReferenceChecker] = []
+VERSION_REFERENCE_CHECKERS: list[VersionReferenceChecker] = []
+# Called for each model a cascade delete removes, before it is removed (adapters delete theirs, with events).
+CascadeHook = Callable[[Session, "ModelAccess"], None]
+CASCADE_HOOKS: list[CascadeHook] = []
+
+
+@register_resource_counter
+def _count_models(session: Session, workspace_id: str) -> dict[str, int]:
+    return {"models": repository.count_in_workspace(session, workspace_id)}
+
+
+@register_reference_checker
+def _versions_on_fileset(session: Session, fileset: Fileset) -> list[str]:
+    workspace = repository.workspace_name(session, fileset.workspace_id)
+    return [
+        f"model version '{ws}/{model}@{version}'"
+        for ws, model, version in repository.versions_on_fileset(session, workspace, fileset.name)
+    ]
+
+
+@dataclass(frozen=True)
+class ModelAccess:
+    """A model and who is asking: `ws` carries the caller's role (None for a non-member reading a public model)."""
+
+    ws: WorkspaceAccess
+    model: Model
+
+    @property
+    def ref(self) -> str:
+        return f"{self.ws.workspace.name}/{self.model.name}"
+
+
+def _model_not_found(workspace: str, name: str) -> NotFound:
+    return NotFound(
+        f"Model '{name}' not found in workspace '{workspace}'",
+        error_code="MODEL_NOT_FOUND",
+        solution_msg=f"List the models with GET /v1/workspaces/{workspace}/models",
+    )
+
+
+def _workspace_not_found(name: str) -> NotFound:
+    return NotFound(
+        f"Workspace '{name}' not found",
+        error_code="WORKSPACE_NOT_FOUND",
+        solution_msg="Check the name, and that you are a member of the workspace",
+    )
+
+
+def model_access(session: Session, principal: Principal, workspace: str, name: str, need: Role) -> ModelAccess:
+    """Resolve a model for a request. Members need `need`; anyone authenticated may read a PUBLIC model; for
+    everyone else the workspace does not exist."""
+    found = workspaces.get_with_role(session, workspace, principal.user_id)
+    if found is None:
+        raise _workspace_not_found(workspace)
+    ws, role_value = found
+    role = Role(role_value) if role_value else None
+    access = WorkspaceAccess(ws, role, principal)
+    model = repository.get_model(session, ws.id, name)
+    if principal.is_admin:
+        if model is None:
+            raise _model_not_found(workspace, name)
+        return ModelAccess(access, model)
+    if role is None:
+        if need == Role.VIEWER and model is not None and model.visibility == Visibility.PUBLIC.value:
+            return ModelAccess(access, model)
+        raise _workspace_not_found(workspace)
+    if role.rank < need.rank:
+        raise Forbidden(
+            f"Your role in workspace '{workspace}' is {role.value}; this needs {need.value}",
+            error_code="INSUFFICIENT_ROLE",
+            solution_msg=f"Ask an admin of '{workspace}' for the {need.value} role",
+        )
+    if model is None:
+        raise _model_not_found(workspace, name)
+    return ModelAccess(access, model)
+
+
+def _record(
+    session: Session, ws: WorkspaceAccess, action: str, kind: str, name: str, resource_id: str, changes: dict[str, Any]
+) -> None:
+    events.record(
+        session,
+        actor=ws.principal.name,
+        action=action,
+        kind=kind,
+        name=name,
+        resource_id=resource_id,
+        workspace_id=ws.workspace.id,
+        workspace=ws.workspace.name,
+        changes=changes,
+    )
+
+
+# -- models ------------------------------------------------------------------------------------------------------
+
+MODEL_FIELDS = (
+    "description",
+    "model_type",
+    "display_name",
+    "visibility",
+    "labels",
+    "base_model_metadata",
+    "model_card",
+    "training_data_card",
+)
+
+
+def create_model(
+    session: Session,
+    ws: WorkspaceAccess,
+    fields: dict[str, Any],
+    version: dict[str, Any] | None,
+    allowed_roots: list[Path],
+) -> tuple[Model, ModelVersion | None]:
+    model = Model(
+        workspace_id=ws.workspace.id,
+        created_by=ws.principal.name,
+        updated_by=ws.principal.name,
+        **{k: fields[k] for k in MODEL_FIELDS if k in fields},
+        name=fields["name"],
+    )
+    try:
+        with session.begin_nested():
+            session.add(model)
+    except IntegrityError as exc:
+        raise Conflict(
+            f"Model '{fields['name']}' already exists in workspace '{ws.workspace.name}'",
+            error_code="MODEL_ALREADY_EXISTS",
+            solution_msg="Pick another name, or add a version to the existing model",
+        ) from exc
+    repository.set_labels(session, model.id, model.labels)
+    _record(
+        session,
+        ws,
+        "model.created",
+        "model",
+        model.name,
+        model.id,
+        {k: fields[k] for k in ("model_type", "visibility") if k in fields},
+    )
+    new_version = create_version(session, ModelAccess(ws, model), version, allowed_roots) if version else None
+    return model, new_version
+
+
+def list_models(session: Session, ws: WorkspaceAccess, query: ListQuery) -> tuple[list[Model], Pagination, str | None]:
+    return paginate(
+        session,
+        repository.models_query(ws.workspace.id, query.filters),
+        query,
+        columns={"created_at": Model.created_at, "updated_at": Model.updated_at, "name": Model.name},
+        tiebreak=Model.id,
+    )
+
+
+def update_model(session: Session, access: ModelAccess, changes: dict[str, Any], if_match: str | None) -> Model:
+    model = access.model
+    check_if_match(if_match, model)
+    applied = {k: v for k, v in changes.items() if getattr(model, k) != v}
+    if applied:
+        for key, value in applied.items():
+            setattr(model, key, value)
+        if "labels" in applied:
+            repository.set_labels(session, model.id, model.labels)
+        model.updated_by = access.ws.principal.name
+        session.flush()
+        _record(session, access.ws, "model.updated", "model", model.name, model.id, applied)
+    return model
+
+
+def replace_model(
+    session: Session, access: ModelAccess, body: dict[str, Any], if_match: str | None, allowed_roots: list[Path]
+) -> tuple[Model, ModelVersion | None]:
+    """Huawei's PUT: new name and description, a new current version, and/or a new version (asynchronous)."""
+    model = access.model
+    check_if_match(if_match, model)
+    changes: dict[str, Any] = {}
+    if body.get("name") and body["name"] != model.name:
+        changes["name"] = [model.name, body["name"]]
+        model.name = body["name"]
+        try:
+            with session.begin_nested():
+                session.flush()
+        except IntegrityError as exc:
+            raise Conflict(
+                f"Model '{body['name']}' already exists in workspace '{access.ws.workspace.name}'",
+                error_code="MODEL_ALREADY_EXISTS",
+                solution_msg="Pick another name",
+            ) from exc
+    if body.get("description") is not None and body["description"] != model.description:
+        changes["description"] = body["description"]
+        model.description = body["description"]
+    if body.get("current_version_id") and body["current_version_id"] != model.current_version_id:
+        set_current_version(session, access, body["current_version_id"], record=False)
+        changes["current_version_id"] = body["current_version_id"]
+    if changes:
+        model.updated_by = access.ws.principal.name
+        session.flush()
+        _record(session, access.ws, "model.updated", "model", model.name, model.id, changes)
+    new_version = create_version(session, access, body["version"], allowed_roots) if body.get("version") else None
+    return model, new_version
+
+
+def set_current_version(session: Session, access: ModelAccess, version_id: str, *, record: bool = True) -> Model:
+    model = access.model
+    version = repository.get_version_by_id(session, version_id)
+    if version is None or version.model_id != model.id:
+        raise Conflict(
+            f"Version '{version_id}' is not a version of model '{access.ref}'",
+            error_code="VERSION_NOT_OF_MODEL",
+            solution_msg=f"List the versions with GET /v1/workspaces/{access.ref.replace('/', '/models/', 1)}/versions",
+        )
+    if version.status != VersionStatus.READY.value:
+        raise Conflict(
+            f"Version '{version.name}' is {version.status}: only a READY version can be current. "
+            "If the version failed, it cannot be updated to the current version",
+            error_code="VERSION_NOT_READY",
+            solution_msg="Wait until the version is READY, or pick a READY version",
+            detail={"version": version.name, "status": version.status},
+        )
+    old = model.current_version_id
+    model.current_version_id = version.id
+    model.updated_by = access.ws.principal.name
+    session.flush()
+    if record:
+        _record(
+            session,
+            access.ws,
+            "model.updated",
+            "model",
+            model.name,
+            model.id,
+            {"current_version_id": [old, version.id]},
+        )
+    return model
+
+
+def delete_model(session: Session, access: ModelAccess, cascade: bool, if_match: str | None) -> None:
+    model = access.model
+    check_if_match(if_match, model)
+    referrers = [ref for checker in MODEL_REFERENCE_CHECKERS for ref in checker(session, model)]
+    if referrers and not cascade:
+        raise Conflict(
+            f"Model '{access.ref}' is in use by {', '.join(referrers)}",
+            error_code="MODEL_IN_USE",
+            solution_msg="Delete those first, or delete with ?cascade=true to delete them too",
+            detail={"referenced_by": referrers},
+        )
+    if cascade:
+        for hook in CASCADE_HOOKS:
+            hook(session, access)
+    model.current_version_id = None
+    session.flush()
+    session.delete(model)
+    _record(
+        session,
+        access.ws,
+        "model.deleted",
+        "model",
+        model.name,
+        model.id,
+        {"cascade": cascade, "referenced_by": referrers},
+    )
+
+
+# -- versions ----------------------------------------------------------------------------------------------------
+
+
+def _check_source(session: Session, access: ModelAccess, ref: SourceRef) -> None:
+    """A fileset in another workspace must be readable by the caller (NeMo answers 403). Whether it exists is for
+    the worker to find out."""
+    if ref.kind != "fileset" or ref.workspace == access.ws.workspace.name or access.ws.principal.is_admin:
+        return
+    found = workspaces.get_with_role(session, ref.workspace, access.ws.principal.user_id)
+    if found is None or found[1] is None:
+        raise Forbidden(
+            f"You may not read fileset '{ref.workspace}/{ref.fileset}': you are not a member of workspace "
+            f"'{ref.workspace}'",
+            error_code="FILESET_NOT_READABLE",
+            solution_msg=f"Ask an admin of '{ref.workspace}' for access, or copy the files into a fileset of "
+            f"'{access.ws.workspace.name}'",
+        )
+
+
+def create_version(
+    session: Session, access: ModelAccess, body: dict[str, Any], allowed_roots: list[Path]
+) -> ModelVersion:
+    config = body["config"]["llm_model_config"]
+    if config.get("model_path"):
+        ref = parse_model_path(
+            config["model_path"], access.ws.workspace.name, ["body", "config", "llm_model_config", "model_path"]
+        )
+        _check_source(session, access, ref)
+    else:
+        ref = parse_local_path(config["local_model_path"], allowed_roots)
+    model = repository.lock_model(session, access.model.id) or access.model
+    model.version_counter += 1
+    name = body.get("name") or f"v{model.version_counter}"
+    version = ModelVersion(
+        model_id=model.id,
+        name=name,
+        description=body.get("description", ""),
+        base_model_type=config["base_model_type"],
+        model_path=config.get("model_path", ""),
+        local_model_path=config.get("local_model_path", ""),
+        created_by=access.ws.principal.name,
+        source={"kind": ref.kind, "ref": ref.describe()},
+    )
+    try:
+        with session.begin_nested():
+            session.add(version)
+    except IntegrityError as exc:
+        raise Conflict(
+            f"Version '{name}' already exists for model '{access.ref}'",
+            error_code="VERSION_ALREADY_EXISTS",
+            solution_msg="Pick another version name, or leave the name out to get the next vN",
+        ) from exc
+    jobs.enqueue(session, VALIDATE_JOB, {"version_id": version.id}, workspace_id=access.ws.workspace.id)
+    _record(
+        session,
+        access.ws,
+        "model_version.created",
+        "model_version",
+        f"{model.name}@{name}",
+        version.id,
+        {
+            "base_model_type": version.base_model_type,
+            "model_path": version.model_path,
+            "local_model_path": version.local_model_path,
+        },
+    )
+    return version
+
+
+def get_version(session: Session, access: ModelAccess, name: str) -> ModelVersion:
+    version = repository.get_version(session, access.model.id, name)
+    if version is None:
+        raise NotFound(
+            f"Version '{name}' not found for model '{access.ref}'",
+            error_code="VERSION_NOT_FOUND",
+            solution_msg=f"List the versions with GET /v1/workspaces/{access.ws.workspace.name}/models/"
+            f"{access.model.name}/versions",
+        )
+    return version
+
+
+def list_versions(
+    session: Session, access: ModelAccess, query: ListQuery
+) -> tuple[list[ModelVersion], Pagination, str | None]:
+    return paginate(
+        session,
+        repository.versions_query(access.model.id, query.filters),
+        query,
+        columns={
+            "created_at": ModelVersion.created_at,
+            "updated_at": ModelVersion.updated_at,
+            "name": ModelVersion.name,
+        },
+        tiebreak=ModelVersion.id,
+    )
+
+
+def list_manifest(
+    session: Session, access: ModelAccess, name: str, query: ListQuery
+) -> tuple[list[ModelVersionFile], Pagination, str | None]:
+    version = get_version(session, access, name)
+    return paginate(
+        session,
+        repository.manifest_query(version.id),
+        query,
+        columns={"path": ModelVersionFile.path},
+        tiebreak=ModelVersionFile.path,
+    )
+
+
+def update_version(
+    session: Session, access: ModelAccess, name: str, changes: dict[str, Any], if_match: str | None
+) -> ModelVersion:
+    version = get_version(session, access, name)
+    check_if_match(if_match, version)
+    applied = {k: v for k, v in changes.items() if getattr(version, k) != v}
+    if applied:
+        for key, value in applied.items():
+            setattr(version, key, value)
+        session.flush()
+        _record(
+            session,
+            access.ws,
+            "model_version.updated",
+            "model_version",
+            f"{access.model.name}@{name}",
+            version.id,
+            applied,
+        )
+    return version
+
+
+def delete_version(session: Session, access: ModelAccess, name: str, if_match: str | None) -> None:
+    version = get_version(session, access, name)
+    check_if_match(if_match, version)
+    if access.model.current_version_id == version.id:
+        raise Conflict(
+            f"Version '{name}' is the current version of model '{access.ref}'",
+            error_code="VERSION_IN_USE",
+            solution_msg="Make another READY version current first (PUT the model with current_version_id)",
+        )
+    referrers = [ref for checker in VERSION_REFERENCE_CHECKERS for ref in checker(session, version)]
+    if referrers:
+        raise Conflict(
+            f"Version '{name}' of model '{access.ref}' is in use by {', '.join(referrers)}",
+            error_code="VERSION_IN_USE",
+            solution_msg="Delete or rebind those first",
+            detail={"referenced_by": referrers},
+        )
+    session.delete(version)
+    _record(session, access.ws, "model_version.deleted", "model_version", f"{access.model.name}@{name}", version.id, {})
+
+
+# -- the worker's side ---------------------------------------------------------------------------------------------
+
+
+def finish_validation(
+    session: Session,
+    version_id: str,
+    *,
+    ok: bool,
+    message: str = "",
+    files: list[tuple[str, int, str]] | None = None,
+    digest: str | None = None,
+    spec: dict[str, Any] | None = None,
+    source: dict[str, Any] | None = None,
+) -> bool:
+    """Record the outcome of a version's validation; False when there was nothing to do (the version is gone or
+    already final, e.g. a job that ran twice)."""
+    version = repository.get_version_by_id(session, version_id)
+    if version is None or version.status != VersionStatus.CREATING.value:
+        return False
+    model = repository.lock_model(session, version.model_id)
+    if model is None:
+        return False
+    workspace = repository.workspace_name(session, model.workspace_id)
+    name = f"{model.name}@{version.name}"
+
+    def record(
+        action: str, changes: dict[str, Any], kind: str = "model_version", rid: str = version.id, rname: str = name
+    ) -> None:
+        events.record(
+            session,
+            actor="system",
+            action=action,
+            kind=kind,
+            name=rname,
+            resource_id=rid,
+            workspace_id=model.workspace_id,
+            workspace=workspace,
+            changes=changes,
+        )
+
+    if not ok:
+        version.status = VersionStatus.FAILED.value
+        version.status_message = message
+        session.flush()
+        record("model_version.failed", {"status_message": message})
+        return True
+    files = files or []
+    repository.replace_manifest(session, version.id, files)
+    version.status = VersionStatus.READY.value
+    version.status_message = message
+    version.digest = digest
+    version.spec = spec or {}
+    version.file_count = len(files)
+    version.total_size = sum(size for _p, size, _h in files)
+    if source:
+        version.source = {**version.source, **source}
+    session.flush()
+    record("model_version.ready", {"digest": digest, "file_count": version.file_count})
+    if model.current_version_id is None:
+        model.current_version_id = version.id
+        model.updated_at = utcnow()
+        session.flush()
+        record(
+            "model.updated", {"current_version_id": [None, version.id]}, kind="model", rid=model.id, rname=model.name
+        )
+    return True

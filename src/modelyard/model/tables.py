@@ -1,0 +1,131 @@
+"""Models, their labels, their versions and each version's manifest."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from modelyard.db.base import Base, JSONType, UTCDateTime, new_id, utcnow
+
+
+class ModelType(enum.StrEnum):
+    COMPLETION = "COMPLETION"
+    CHAT_COMPLETION = "CHAT_COMPLETION"
+    AGENT = "AGENT"
+    EMBEDDING = "EMBEDDING"
+    RERANKING = "RERANKING"
+    GENERIC = "GENERIC"
+
+
+class Visibility(enum.StrEnum):
+    PRIVATE = "PRIVATE"
+    PUBLIC = "PUBLIC"
+
+
+class VersionStatus(enum.StrEnum):
+    CREATING = "CREATING"
+    READY = "READY"
+    FAILED = "FAILED"
+
+
+class Model(Base):
+    __tablename__ = "models"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True, default=lambda: new_id("model"))
+    workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(255))
+    description: Mapped[str] = mapped_column(sa.String(1024), default="")
+    model_type: Mapped[str] = mapped_column(sa.String(32), default=ModelType.GENERIC.value)
+    display_name: Mapped[str] = mapped_column(sa.String(255), default="")
+    visibility: Mapped[str] = mapped_column(sa.String(16), default=Visibility.PRIVATE.value)
+    labels: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    base_model_metadata: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    model_card: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    training_data_card: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    current_version_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("model_versions.id", ondelete="SET NULL", use_alter=True), nullable=True
+    )
+    # Numbers the versions created without a name (v1, v2, ...); bumping it serialises concurrent creates.
+    version_counter: Mapped[int] = mapped_column(sa.Integer, default=0)
+    created_by: Mapped[str] = mapped_column(sa.String(255), default="")
+    updated_by: Mapped[str] = mapped_column(sa.String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(sa.Integer, default=1)
+
+    __table_args__ = (
+        sa.UniqueConstraint("workspace_id", "name"),
+        sa.Index("ix_models_workspace_id_created_at_id", "workspace_id", "created_at", "id"),
+        sa.Index("ix_models_workspace_id_updated_at_id", "workspace_id", "updated_at", "id"),
+        sa.Index("ix_models_workspace_id_model_type", "workspace_id", "model_type"),
+        sa.Index("ix_models_workspace_id_visibility", "workspace_id", "visibility"),
+        sa.Index("ix_models_visibility", "visibility"),
+        sa.CheckConstraint(
+            "model_type IN ('COMPLETION', 'CHAT_COMPLETION', 'AGENT', 'EMBEDDING', 'RERANKING', 'GENERIC')",
+            name="model_type",
+        ),
+        sa.CheckConstraint("visibility IN ('PRIVATE', 'PUBLIC')", name="visibility"),
+    )
+    __mapper_args__ = {"version_id_col": version}
+
+
+class ModelLabel(Base):
+    """One row per label, so `?label=key:value` filters use an index on every database."""
+
+    __tablename__ = "model_labels"
+
+    model_id: Mapped[str] = mapped_column(sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.String(1024))
+
+    __table_args__ = (sa.Index("ix_model_labels_key_value", "key", "value"),)
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True, default=lambda: new_id("mv"))
+    model_id: Mapped[str] = mapped_column(sa.ForeignKey("models.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(64))
+    description: Mapped[str] = mapped_column(sa.String(1024), default="")
+    status: Mapped[str] = mapped_column(sa.String(16), default=VersionStatus.CREATING.value)
+    status_message: Mapped[str] = mapped_column(sa.Text, default="")
+    base_model_type: Mapped[str] = mapped_column(sa.String(64))
+    model_path: Mapped[str] = mapped_column(sa.String(2048), default="")
+    local_model_path: Mapped[str] = mapped_column(sa.String(4096), default="")
+    # Where the files really came from once resolved, e.g. the Hub commit a revision pointed at.
+    source: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    digest: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    file_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    total_size: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    created_by: Mapped[str] = mapped_column(sa.String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(sa.Integer, default=1)
+
+    __table_args__ = (
+        sa.UniqueConstraint("model_id", "name"),
+        sa.Index("ix_model_versions_model_id_created_at_id", "model_id", "created_at", "id"),
+        sa.Index("ix_model_versions_model_id_status", "model_id", "status"),
+        sa.Index("ix_model_versions_base_model_type", "base_model_type"),
+        sa.CheckConstraint("status IN ('CREATING', 'READY', 'FAILED')", name="status"),
+    )
+    __mapper_args__ = {"version_id_col": version}
+
+
+class ModelVersionFile(Base):
+    """The manifest of a READY version: every file with its size and sha256."""
+
+    __tablename__ = "model_version_files"
+
+    version_id: Mapped[str] = mapped_column(sa.ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True)
+    path: Mapped[str] = mapped_column(
+        sa.String(1024).with_variant(sa.String(1024, collation="C"), "postgresql"), primary_key=True
+    )
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    sha256: Mapped[str] = mapped_column(sa.String(64))

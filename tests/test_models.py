@@ -1,0 +1,634 @@
+"""Models and versions: the Huawei flows, asynchronous validation by the worker, the current version, the spec from
+real config.json files, and every bad input of the seeds."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from modelyard.config import Settings
+from modelyard.db.base import utcnow
+from modelyard.db.engine import Database
+from modelyard.job.tables import Job
+from modelyard.job.worker import Worker
+from tests.fixtures.app import MakeUser, error_shape
+from tests.fixtures.models import config, config_bytes, numel, safetensors_bytes, tiny_llama_tensors
+
+WS = "/v1/workspaces/default"
+MODELS = f"{WS}/models"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db: Database) -> Settings:
+    (tmp_path / "local").mkdir()
+    return Settings(
+        home=tmp_path / "home",
+        database_url=db.url,
+        worker=False,
+        job_backoff_seconds=0.0,
+        allowed_local_roots=[tmp_path / "local"],
+    )  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def worker(db: Database, settings: Settings) -> Worker:
+    return Worker(db, settings, name="test")
+
+
+def drain(worker: Worker) -> None:
+    while worker.run_once():
+        pass
+
+
+def upload(client: TestClient, fileset: str, files: dict[str, bytes], ws: str = "default") -> None:
+    r = client.post(f"/v1/workspaces/{ws}/filesets", json={"name": fileset, "purpose": "model"})
+    assert r.status_code == 201, r.text
+    for path, data in files.items():
+        assert client.put(f"/v1/workspaces/{ws}/filesets/{fileset}/-/{path}", content=data).status_code == 201
+
+
+def llama_files() -> dict[str, bytes]:
+    return {
+        "config.json": config_bytes("llama-3.2-1b"),
+        "model.safetensors": safetensors_bytes(tiny_llama_tensors()),
+        "tokenizer.json": b'{"version": "1.0"}',
+    }
+
+
+def version_body(path: str, name: str | None = "v1", base: str = "LLAMA_3_2_1B", local: bool = False) -> dict:
+    key = "local_model_path" if local else "model_path"
+    body: dict = {"config": {"llm_model_config": {"base_model_type": base, key: path}}}
+    if name is not None:
+        body["name"] = name
+    return body
+
+
+def test_create_model_with_version_becomes_ready(client: TestClient, worker: Worker) -> None:
+    upload(client, "llama-files", llama_files())
+    r = client.post(
+        MODELS,
+        json={
+            "name": "llama",
+            "model_type": "CHAT_COMPLETION",
+            "description": "Llama 3.2 1B",
+            "labels": {"team": "nlp"},
+            "version": version_body("default/llama-files"),
+        },
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["workspace"] == "default"
+    assert body["current_version"] is None
+    assert body["new_version"]["status"] == "CREATING"
+    assert body["new_version"]["model"] == "default/llama"
+    assert body["new_version"]["config"]["llm_model_config"]["base_model_type"] == "LLAMA_3_2_1B"
+
+    drain(worker)
+    model = client.get(f"{MODELS}/llama").json()
+    assert model["current_version"]["name"] == "v1"
+    assert model["current_version"]["status"] == "READY"
+    assert model["current_version_id"] == body["new_version"]["id"]
+    spec = model["spec"]
+    assert spec["architecture"] == "LlamaForCausalLM"
+    assert spec["family"] == "llama"
+    assert (spec["hidden_size"], spec["num_layers"], spec["num_attention_heads"], spec["num_kv_heads"]) == (
+        2048,
+        16,
+        32,
+        8,
+    )
+    assert spec["num_parameters"] == numel(tiny_llama_tensors())
+    assert spec["dtype"] == "bfloat16"
+
+    version = client.get(f"{MODELS}/llama/versions/v1").json()
+    assert version["status"] == "READY"
+    assert version["is_current"] is True
+    assert version["file_count"] == 3
+    manifest = client.get(f"{MODELS}/llama/versions/v1/files").json()["data"]
+    assert [f["path"] for f in manifest] == ["config.json", "model.safetensors", "tokenizer.json"]
+    fileset = client.get(f"{WS}/filesets/llama-files").json()
+    assert version["digest"] == fileset["digest"]  # same files, same manifest, same digest
+    actions = [e["action"] for e in client.get(f"{WS}/events", params={"sort": "at"}).json()["data"]]
+    assert actions[-4:] == ["model.created", "model_version.created", "model_version.ready", "model.updated"]
+
+
+def test_huawei_put_with_version(client: TestClient, worker: Worker) -> None:
+    """The seed's UpdateModelDefinition example: PUT with a `version` answers the model and the new version."""
+    upload(client, "qwen-v1", {"config.json": config_bytes("qwen2.5-0.5b")})
+    upload(client, "qwen-v2", {"config.json": config_bytes("qwen2.5-0.5b"), "README.md": b"v2"})
+    client.post(MODELS, json={"name": "qwen-ft", "version": version_body("default/qwen-v1", base="QWEN_2_72B")})
+    drain(worker)
+    r = client.put(
+        f"{MODELS}/qwen-ft",
+        json={
+            "version": {
+                "name": "v2",
+                "config": {
+                    "llm_model_config": {"base_model_type": "QWEN_2_72B", "model_path": "fileset://default/qwen-v2"}
+                },
+            }
+        },
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["name"] == "qwen-ft"
+    assert body["current_version"]["name"] == "v1"
+    assert body["new_version"]["name"] == "v2"
+    assert body["new_version"]["status"] == "CREATING"
+    drain(worker)
+    versions = client.get(f"{MODELS}/qwen-ft/versions", params={"sort": "name"}).json()
+    assert versions["pagination"]["total_results"] == 2
+    assert [v["status"] for v in versions["data"]] == ["READY", "READY"]
+    # v2 is READY but v1 stays current until asked.
+    assert client.get(f"{MODELS}/qwen-ft").json()["current_version"]["name"] == "v1"
+    v2 = versions["data"][1]["id"]
+    r = client.put(f"{MODELS}/qwen-ft", json={"current_version_id": v2, "description": "now v2"})
+    assert r.status_code == 200
+    assert r.json()["current_version"]["name"] == "v2"
+    assert r.json()["description"] == "now v2"
+    assert r.json()["new_version"] is None
+    # Rename, as Huawei's PUT allows.
+    assert client.put(f"{MODELS}/qwen-ft", json={"name": "qwen-renamed"}).json()["name"] == "qwen-renamed"
+    assert client.get(f"{MODELS}/qwen-ft").status_code == 404
+
+
+def test_missing_path_fails_with_message_naming_it(client: TestClient, worker: Worker, tmp_path: Path) -> None:
+    client.post(MODELS, json={"name": "m"})
+    cases = {
+        "a": version_body("default/no-such-fileset", name="a"),
+        "b": version_body(str(tmp_path / "local" / "nothing-here"), name="b", local=True),
+        "c": version_body("fileset://default/empty-set", name="c"),
+    }
+    client.post(f"{WS}/filesets", json={"name": "empty-set"})
+    for body in cases.values():
+        assert client.post(f"{MODELS}/m/versions", json=body).status_code == 201
+    drain(worker)
+    versions = {v["name"]: v for v in client.get(f"{MODELS}/m/versions").json()["data"]}
+    assert versions["a"]["status"] == "FAILED"
+    assert "default/no-such-fileset" in versions["a"]["status_message"]
+    assert "must exist" in versions["a"]["status_message"]
+    assert versions["b"]["status"] == "FAILED"
+    assert str(tmp_path / "local" / "nothing-here") in versions["b"]["status_message"]
+    assert versions["c"]["status"] == "FAILED"
+    assert "empty" in versions["c"]["status_message"]
+    assert client.get(f"{MODELS}/m").json()["current_version"] is None
+
+
+def test_only_a_ready_version_can_be_current(client: TestClient, worker: Worker) -> None:
+    upload(client, "good", {"config.json": config_bytes("mistral-7b-v0.1")})
+    client.post(MODELS, json={"name": "m", "version": version_body("default/good")})
+    drain(worker)
+    failed = client.post(f"{MODELS}/m/versions", json=version_body("default/missing", name="broken")).json()
+    drain(worker)
+    creating = client.post(f"{MODELS}/m/versions", json=version_body("default/good", name="pending")).json()
+    before = client.get(f"{MODELS}/m").json()["current_version_id"]
+    for version in (failed, creating):
+        r = client.put(f"{MODELS}/m", json={"current_version_id": version["id"]})
+        assert r.status_code == 409
+        body = error_shape(r)
+        assert body["error_code"] == "VERSION_NOT_READY"
+        assert "If the version failed, it cannot be updated to the current version" in body["error_msg"]
+    assert client.get(f"{MODELS}/m").json()["current_version_id"] == before
+    client.post(MODELS, json={"name": "other", "version": version_body("default/good")})
+    drain(worker)
+    other_version = client.get(f"{MODELS}/other").json()["current_version_id"]
+    r = client.put(f"{MODELS}/m", json={"current_version_id": other_version})
+    assert r.status_code == 409
+    assert error_shape(r)["error_code"] == "VERSION_NOT_OF_MODEL"
+
+
+@pytest.mark.parametrize(
+    ("fixture", "expected"),
+    [
+        (
+            "llama-3.2-1b",
+            {
+                "architecture": "LlamaForCausalLM",
+                "family": "llama",
+                "num_layers": 16,
+                "hidden_size": 2048,
+                "num_attention_heads": 32,
+                "num_kv_heads": 8,
+                "head_dim": 64,
+                "intermediate_size": 8192,
+                "vocab_size": 128256,
+                "max_position_embeddings": 131072,
+            },
+        ),
+        (
+            "qwen2.5-0.5b",
+            {
+                "architecture": "Qwen2ForCausalLM",
+                "family": "qwen2",
+                "num_layers": 24,
+                "hidden_size": 896,
+                "num_attention_heads": 14,
+                "num_kv_heads": 2,
+                "head_dim": 64,
+                "intermediate_size": 4864,
+                "vocab_size": 151936,
+                "max_position_embeddings": 32768,
+            },
+        ),
+        (
+            "mistral-7b-v0.1",
+            {
+                "architecture": "MistralForCausalLM",
+                "family": "mistral",
+                "num_layers": 32,
+                "hidden_size": 4096,
+                "num_attention_heads": 32,
+                "num_kv_heads": 8,
+                "head_dim": 128,
+                "intermediate_size": 14336,
+                "vocab_size": 32000,
+                "max_position_embeddings": 32768,
+            },
+        ),
+        (
+            "gemma-3-1b-it",
+            {
+                "family": "gemma3_text",
+                "num_layers": 26,
+                "hidden_size": 1152,
+                "num_attention_heads": 4,
+                "num_kv_heads": 1,
+                "head_dim": 256,
+                "intermediate_size": 6912,
+                "vocab_size": 262144,
+            },
+        ),
+    ],
+)
+def test_spec_of_real_configs(client: TestClient, worker: Worker, fixture: str, expected: dict) -> None:
+    tensors = tiny_llama_tensors(hidden=32, layers=1, vocab=16, dtype="F16")
+    upload(client, "files", {"config.json": config_bytes(fixture), "model.safetensors": safetensors_bytes(tensors)})
+    client.post(MODELS, json={"name": "m", "version": version_body("default/files")})
+    drain(worker)
+    spec = client.get(f"{MODELS}/m").json()["spec"]
+    assert spec is not None, client.get(f"{MODELS}/m/versions/v1").json()
+    for key, value in expected.items():
+        assert spec[key] == value, (fixture, key, spec[key], value)
+    assert spec["num_parameters"] == numel(tensors)
+    assert spec["dtype"] == "float16"
+    assert config(fixture)  # the fixture is real JSON
+
+
+def test_sharded_safetensors_are_counted(client: TestClient, worker: Worker) -> None:
+    a = {"model.embed_tokens.weight": ("BF16", [100, 8])}
+    b = {"lm_head.weight": ("BF16", [100, 8]), "model.norm.weight": ("F32", [8])}
+    index = {
+        "metadata": {"total_size": 0},
+        "weight_map": {
+            "model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+            "lm_head.weight": "model-00002-of-00002.safetensors",
+            "model.norm.weight": "model-00002-of-00002.safetensors",
+        },
+    }
+    upload(
+        client,
+        "sharded",
+        {
+            "config.json": config_bytes("llama-3.2-1b"),
+            "model-00001-of-00002.safetensors": safetensors_bytes(a),
+            "model-00002-of-00002.safetensors": safetensors_bytes(b),
+            "model.safetensors.index.json": json.dumps(index).encode(),
+        },
+    )
+    client.post(MODELS, json={"name": "m", "version": version_body("default/sharded")})
+    drain(worker)
+    assert client.get(f"{MODELS}/m").json()["spec"]["num_parameters"] == 1608
+
+
+def test_broken_files_fail_with_a_reason(client: TestClient, worker: Worker) -> None:
+    upload(client, "bad-config", {"config.json": b"{not json"})
+    upload(client, "bad-weights", {"model.safetensors": b"\xff" * 64})
+    client.post(MODELS, json={"name": "m"})
+    client.post(f"{MODELS}/m/versions", json=version_body("default/bad-config", name="a"))
+    client.post(f"{MODELS}/m/versions", json=version_body("default/bad-weights", name="b"))
+    drain(worker)
+    versions = {v["name"]: v for v in client.get(f"{MODELS}/m/versions").json()["data"]}
+    assert versions["a"]["status"] == "FAILED"
+    assert "config.json" in versions["a"]["status_message"]
+    assert versions["b"]["status"] == "FAILED"
+    assert "model.safetensors" in versions["b"]["status_message"]
+
+
+def test_local_model_path(client: TestClient, worker: Worker, tmp_path: Path) -> None:
+    model_dir = tmp_path / "local" / "llama"
+    model_dir.mkdir()
+    for name, data in llama_files().items():
+        (model_dir / name).write_bytes(data)
+    (model_dir / ".cache").mkdir()
+    (model_dir / ".cache" / "junk").write_bytes(b"ignored")
+    client.post(MODELS, json={"name": "m", "version": version_body(str(model_dir), local=True)})
+    drain(worker)
+    version = client.get(f"{MODELS}/m/versions/v1").json()
+    assert version["status"] == "READY", version["status_message"]
+    assert version["file_count"] == 3
+    assert version["config"]["llm_model_config"]["local_model_path"] == str(model_dir)
+    # Outside the allowed roots: refused at once, naming the setting.
+    r = client.post(f"{MODELS}/m/versions", json=version_body("/etc", name="etc", local=True))
+    assert r.status_code == 400
+    body = error_shape(r)
+    assert body["error_code"] == "LOCAL_PATH_NOT_ALLOWED"
+    assert "MODELYARD_ALLOWED_LOCAL_ROOTS" in body["error_msg"]
+    escape = str(tmp_path / "local" / ".." / "home")
+    assert client.post(f"{MODELS}/m/versions", json=version_body(escape, name="esc", local=True)).status_code == 400
+
+
+def test_s3_model_path(
+    client: TestClient, worker: Worker, s3_endpoint: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket="models-bucket")
+    for name, data in llama_files().items():
+        s3.put_object(Bucket="models-bucket", Key=f"llama/3.2/{name}", Body=data)
+    worker.settings = settings.model_copy(update={"s3_endpoint_url": s3_endpoint})
+    client.post(MODELS, json={"name": "m", "version": version_body("s3://models-bucket/llama/3.2")})
+    client.post(f"{MODELS}/m/versions", json=version_body("s3://models-bucket/nothing", name="v2"))
+    drain(worker)
+    versions = {v["name"]: v for v in client.get(f"{MODELS}/m/versions").json()["data"]}
+    assert versions["v1"]["status"] == "READY", versions["v1"]["status_message"]
+    assert versions["v1"]["spec"]["hidden_size"] == 2048
+    assert versions["v2"]["status"] == "FAILED"
+    assert "s3://models-bucket/nothing" in versions["v2"]["status_message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        (version_body("default/x", name="v" * 65), ["body", "name"]),
+        (version_body("default/x", name="a/b"), ["body", "name"]),
+        (version_body("default/x", name=" padded"), ["body", "name"]),
+        ({**version_body("default/x"), "description": "d" * 1025}, ["body", "description"]),
+        (version_body("default/x", base="qwen 2 72b"), ["body", "config", "llm_model_config", "base_model_type"]),
+        (version_body("default/x", base="7B_MODEL"), ["body", "config", "llm_model_config", "base_model_type"]),
+        (version_body("obs://bucket/path/"), ["body", "config", "llm_model_config", "model_path"]),
+        (version_body("http://example.com/model"), ["body", "config", "llm_model_config", "model_path"]),
+        (version_body("s3://Bad_Bucket/x"), ["body", "config", "llm_model_config", "model_path"]),
+        (version_body("hf://only-org"), ["body", "config", "llm_model_config", "model_path"]),
+        (version_body("a/b/c"), ["body", "config", "llm_model_config", "model_path"]),
+        (version_body("fileset://default/fs/../../etc"), ["body", "config", "llm_model_config", "model_path"]),
+        (
+            {"name": "v1", "config": {"llm_model_config": {"base_model_type": "X"}}},
+            ["body", "config", "llm_model_config"],
+        ),
+        (
+            {
+                "name": "v1",
+                "config": {
+                    "llm_model_config": {"base_model_type": "X", "model_path": "default/a", "local_model_path": "/tmp"}
+                },
+            },
+            ["body", "config", "llm_model_config"],
+        ),
+        ({"name": "v1"}, ["body", "config"]),
+    ],
+)
+def test_bad_version_inputs(client: TestClient, body: dict, loc: list[str]) -> None:
+    client.post(MODELS, json={"name": "m"})
+    r = client.post(f"{MODELS}/m/versions", json=body)
+    assert r.status_code == 422, r.text
+    detail = error_shape(r)["detail"]
+    assert detail[0]["loc"][: len(loc)] == loc, detail
+    assert client.get(f"{MODELS}/m/versions").json()["data"] == []
+
+
+def test_chinese_and_spaces_in_version_names(client: TestClient) -> None:
+    client.post(MODELS, json={"name": "m"})
+    r = client.post(f"{MODELS}/m/versions", json=version_body("default/x", name="模型 v1.0_x-y"))
+    assert r.status_code == 201
+    assert client.get(f"{MODELS}/m/versions/模型 v1.0_x-y").json()["name"] == "模型 v1.0_x-y"
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"name": "m" * 256}, ["body", "name"]),
+        ({"name": "a b"}, ["body", "name"]),
+        ({"name": "m", "description": "d" * 1025}, ["body", "description"]),
+        ({"name": "m", "model_type": "IMAGE"}, ["body", "model_type"]),
+        ({"name": "m", "visibility": "SECRET"}, ["body", "visibility"]),
+        ({"name": "m", "labels": {"bad key": "x"}}, ["body", "labels"]),
+        ({"name": "m", "type": "LLM_MODEL"}, ["body", "type"]),
+    ],
+)
+def test_bad_model_inputs(client: TestClient, body: dict, loc: list[str]) -> None:
+    r = client.post(MODELS, json=body)
+    assert r.status_code == 422, r.text
+    assert error_shape(r)["detail"][0]["loc"][: len(loc)] == loc
+
+
+def test_duplicate_model_is_409(client: TestClient) -> None:
+    assert client.post(MODELS, json={"name": "dup"}).status_code == 201
+    r = client.post(MODELS, json={"name": "dup"})
+    assert r.status_code == 409
+    assert error_shape(r)["error_code"] == "MODEL_ALREADY_EXISTS"
+    assert client.post(f"{MODELS}/dup/versions", json=version_body("default/x", name="v1")).status_code == 201
+    r = client.post(f"{MODELS}/dup/versions", json=version_body("default/x", name="v1"))
+    assert r.status_code == 409
+    assert error_shape(r)["error_code"] == "VERSION_ALREADY_EXISTS"
+
+
+def test_list_filters_and_patch(client: TestClient) -> None:
+    client.post(
+        MODELS, json={"name": "llama-chat", "model_type": "CHAT_COMPLETION", "labels": {"team": "nlp", "tier": "1"}}
+    )
+    client.post(MODELS, json={"name": "llama-embed", "model_type": "EMBEDDING", "labels": {"team": "search"}})
+    client.post(MODELS, json={"name": "qwen", "visibility": "PUBLIC", "labels": {"team": "nlp"}})
+
+    def names(**params: object) -> list[str]:
+        r = client.get(MODELS, params={"sort": "name", **params})
+        assert r.status_code == 200, r.text
+        return [m["name"] for m in r.json()["data"]]
+
+    assert names(name_prefix="llama") == ["llama-chat", "llama-embed"]
+    assert names(model_type="EMBEDDING") == ["llama-embed"]
+    assert names(visibility="PUBLIC") == ["qwen"]
+    assert names(label="team:nlp") == ["llama-chat", "qwen"]
+    assert names(label=["team:nlp", "tier:1"]) == ["llama-chat"]
+    assert names(label="team:none") == []
+    assert client.get(MODELS, params={"label": "team"}).status_code == 422
+    assert client.get(MODELS, params={"colour": "red"}).status_code == 400
+
+    etag = client.get(f"{MODELS}/qwen").headers["etag"]
+    r = client.patch(
+        f"{MODELS}/qwen", json={"labels": {"team": "search"}, "display_name": "Qwen"}, headers={"If-Match": etag}
+    )
+    assert r.status_code == 200
+    assert r.json()["labels"] == {"team": "search"}
+    assert names(label="team:nlp") == ["llama-chat"]
+    assert client.patch(f"{MODELS}/qwen", json={"display_name": "x"}, headers={"If-Match": etag}).status_code == 412
+    assert client.patch(f"{MODELS}/qwen", json={"name": "renamed"}).status_code == 422
+
+
+def test_public_models_are_readable_by_everyone(client: TestClient, make_user: MakeUser) -> None:
+    client.post(MODELS, json={"name": "open", "visibility": "PUBLIC"})
+    client.post(MODELS, json={"name": "closed"})
+    stranger = make_user("sam")
+    assert stranger.get(f"{MODELS}/open").status_code == 200
+    assert stranger.get(f"{MODELS}/open/versions").status_code == 200
+    r = stranger.get(f"{MODELS}/closed")
+    assert r.status_code == 404
+    assert error_shape(r)["error_code"] == "WORKSPACE_NOT_FOUND"
+    assert stranger.patch(f"{MODELS}/open", json={"description": "x"}).status_code == 404
+    assert stranger.get(MODELS).status_code == 404
+    viewer = make_user("vic", workspaces={"default": "viewer"})
+    assert viewer.get(f"{MODELS}/closed").status_code == 200
+    assert viewer.post(MODELS, json={"name": "mine"}).status_code == 403
+    assert viewer.delete(f"{MODELS}/closed").status_code == 403
+
+
+def test_cross_workspace_fileset_needs_membership(client: TestClient, make_user: MakeUser) -> None:
+    client.post("/v1/workspaces", json={"name": "private-ws"})
+    upload(client, "weights", llama_files(), ws="private-ws")
+    eve = make_user("eve", workspaces={"default": "editor"})
+    eve.post(MODELS, json={"name": "m"})
+    r = eve.post(f"{MODELS}/m/versions", json=version_body("private-ws/weights"))
+    assert r.status_code == 403
+    assert error_shape(r)["error_code"] == "FILESET_NOT_READABLE"
+
+
+def test_delete_rules(client: TestClient, worker: Worker) -> None:
+    upload(client, "files", {"config.json": config_bytes("gpt2")})
+    client.post(MODELS, json={"name": "m", "version": version_body("default/files")})
+    client.post(f"{MODELS}/m/versions", json=version_body("default/files", name="v2"))
+    drain(worker)
+    r = client.delete(f"{MODELS}/m/versions/v1")
+    assert r.status_code == 409
+    assert error_shape(r)["error_code"] == "VERSION_IN_USE"
+    assert client.delete(f"{MODELS}/m/versions/v2").status_code == 204
+    assert client.get(f"{MODELS}/m/versions/v2").status_code == 404
+    # The fileset is in use by v1.
+    r = client.delete(f"{WS}/filesets/files")
+    assert r.status_code == 409
+    assert "model version 'default/m@v1'" in error_shape(r)["error_msg"]
+    # The workspace holds a model.
+    assert "1 models" in client.delete(WS).json()["error_msg"]
+    assert client.delete(f"{MODELS}/m").status_code == 204
+    assert client.get(f"{MODELS}/m").status_code == 404
+    assert client.delete(f"{WS}/filesets/files").status_code == 204
+
+
+def test_versions_without_names_are_numbered(client: TestClient, worker: Worker) -> None:
+    client.post(MODELS, json={"name": "m"})
+    names = [
+        client.post(f"{MODELS}/m/versions", json=version_body("default/x", name=None)).json()["name"] for _ in range(3)
+    ]
+    assert names == ["v1", "v2", "v3"]
+
+
+def test_twenty_concurrent_versions(
+    live_server: str, admin_token: str, client: TestClient, db: Database, settings: Settings
+) -> None:
+    upload(client, "files", {"config.json": config_bytes("qwen2.5-0.5b")})
+    client.post(MODELS, json={"name": "busy"})
+    headers = {"Authorization": f"Bearer {admin_token}"}
+
+    def create(i: int) -> tuple[int, str]:
+        path = "default/files" if i % 4 else "default/missing"
+        with httpx.Client(base_url=live_server, headers=headers, timeout=60) as http:
+            r = http.post(f"{MODELS}/busy/versions", json=version_body(path, name=None))
+            return r.status_code, r.json().get("name", r.text)
+
+    pool = Worker(db, settings.model_copy(update={"worker_concurrency": 2}), name="pool")
+    pool.start()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as executor:
+            results = list(executor.map(create, range(20)))
+        assert [code for code, _ in results] == [201] * 20
+        assert sorted(int(name[1:]) for _, name in results) == list(range(1, 21))
+        deadline = time.monotonic() + 60
+        while True:
+            statuses = [
+                v["status"] for v in client.get(f"{MODELS}/busy/versions", params={"page_size": 50}).json()["data"]
+            ]
+            if "CREATING" not in statuses or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    finally:
+        pool.stop()
+    assert sorted(statuses) == ["FAILED"] * 5 + ["READY"] * 15
+
+
+def test_a_dead_worker_does_not_leave_a_version_creating(client: TestClient, db: Database, settings: Settings) -> None:
+    upload(client, "files", {"config.json": config_bytes("gpt2")})
+    client.post(MODELS, json={"name": "m", "version": version_body("default/files")})
+    client.post(f"{MODELS}/m/versions", json=version_body("default/files", name="last-try"))
+    with db.session(write=True) as session:
+        jobs = session.query(Job).order_by(Job.created_at).all()
+        # The first job's worker died mid-validation: RUNNING with a lapsed lease.
+        jobs[0].status, jobs[0].attempts, jobs[0].locked_by, jobs[0].lease_expires_at = "RUNNING", 1, "dead", utcnow()
+        # The second one died on its last attempt.
+        jobs[1].status, jobs[1].attempts, jobs[1].max_attempts = "RUNNING", 3, 3
+        jobs[1].locked_by, jobs[1].lease_expires_at = "dead", utcnow()
+        session.commit()
+    rescuer = Worker(db, settings, name="rescuer")
+    drain(rescuer)
+    versions = {v["name"]: v for v in client.get(f"{MODELS}/m/versions").json()["data"]}
+    assert versions["v1"]["status"] == "READY"
+    assert versions["last-try"]["status"] == "FAILED"
+    assert "Validation could not finish" in versions["last-try"]["status_message"]
+
+
+def test_base_model_types(client: TestClient, worker: Worker, make_user: MakeUser) -> None:
+    upload(client, "q", {"config.json": config_bytes("qwen2.5-0.5b")})
+    client.post(MODELS, json={"name": "a", "version": version_body("default/q", base="qwen_2_72b")})
+    client.post(MODELS, json={"name": "b", "version": version_body("default/q", base="QWEN_2_72B")})
+    client.post(MODELS, json={"name": "c", "version": version_body("default/missing", base="GLM_4_9B")})
+    drain(worker)
+    types = client.get("/v1/base-model-types").json()
+    assert types == [
+        {
+            "base_model_type": "GLM_4_9B",
+            "versions": 1,
+            "ready_versions": 0,
+            "architectures": [],
+            "families": [],
+            "max_position_embeddings": None,
+        },
+        {
+            "base_model_type": "QWEN_2_72B",
+            "versions": 2,
+            "ready_versions": 2,
+            "architectures": ["Qwen2ForCausalLM"],
+            "families": ["qwen2"],
+            "max_position_embeddings": 32768,
+        },
+    ]
+    assert make_user("nobody").get("/v1/base-model-types").json() == []
+
+
+def test_hugging_face_path_is_pinned_to_its_commit(
+    client: TestClient, worker: Worker, hub_server: object, hf_endpoint: object
+) -> None:
+    files = llama_files()
+    sha = hub_server.add_repo("meta-llama/Llama-3.2-1B", files)  # type: ignore[attr-defined]
+    client.post(MODELS, json={"name": "llama", "version": version_body("hf://meta-llama/Llama-3.2-1B")})
+    client.post(f"{MODELS}/llama/versions", json=version_body("hf://meta-llama/no-such-repo", name="v2"))
+    client.post(f"{MODELS}/llama/versions", json=version_body("hf://meta-llama/Llama-3.2-1B@no-branch", name="v3"))
+    drain(worker)
+    # A later push to main does not change what v1 pinned.
+    hub_server.add_repo("meta-llama/Llama-3.2-1B", {**files, "config.json": b"{}"})  # type: ignore[attr-defined]
+    versions = {v["name"]: v for v in client.get(f"{MODELS}/llama/versions").json()["data"]}
+    v1 = versions["v1"]
+    assert v1["status"] == "READY", v1["status_message"]
+    assert v1["source"]["pinned"] == {"repo_id": "meta-llama/Llama-3.2-1B", "revision": "main", "commit": sha}
+    assert v1["spec"]["num_kv_heads"] == 8
+    assert v1["spec"]["num_parameters"] == numel(tiny_llama_tensors())
+    manifest = {f["path"]: f["sha256"] for f in client.get(f"{MODELS}/llama/versions/v1/files").json()["data"]}
+    assert manifest == {path: hashlib.sha256(data).hexdigest() for path, data in files.items()}
+    assert versions["v2"]["status"] == "FAILED"
+    assert "meta-llama/no-such-repo" in versions["v2"]["status_message"]
+    assert versions["v3"]["status"] == "FAILED"
+    assert "no-branch" in versions["v3"]["status_message"]
