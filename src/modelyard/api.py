@@ -4,14 +4,27 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from modelyard.adapter.endpoints import router as adapters_router
 from modelyard.event.endpoints import router as events_router
 from modelyard.fileset.endpoints import router as filesets_router
 from modelyard.health.endpoints import router as health_router
 from modelyard.identity.endpoints import router as identity_router
+from modelyard.lineage.endpoints import router as lineage_router
 from modelyard.model.endpoints import router as models_router
+from modelyard.model_template.endpoints import router as model_templates_router
 from modelyard.workspace.endpoints import router as workspaces_router
 
-ROUTERS = [health_router, identity_router, workspaces_router, filesets_router, models_router, events_router]
+ROUTERS = [
+    health_router,
+    identity_router,
+    workspaces_router,
+    filesets_router,
+    models_router,
+    model_templates_router,
+    adapters_router,
+    lineage_router,
+    events_router,
+]
 
 
 def include_routers(app: FastAPI) -> None:

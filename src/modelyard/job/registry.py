@@ -49,7 +49,7 @@ _GIVE_UP: dict[str, GiveUpHook] = {}
 _MAINTENANCE: dict[str, MaintenanceTask] = {}
 
 # The domains' modules that register job kinds and maintenance tasks; every worker imports them.
-BUILTIN_MODULES = ["modelyard.fileset.tasks", "modelyard.model.tasks"]
+BUILTIN_MODULES = ["modelyard.fileset.tasks", "modelyard.model.tasks", "modelyard.adapter.tasks"]
 
 
 class PermanentJobError(Exception):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
+from modelyard.adapter import repository as adapters
+from modelyard.adapter.schemas import AdapterSummary
 from modelyard.auth import CurrentPrincipal
 from modelyard.kit.etag import etag_of
 from modelyard.kit.headers import IfMatch
@@ -32,6 +34,14 @@ from modelyard.model.schemas import (
 )
 from modelyard.model.service import ModelAccess
 from modelyard.model.tables import Model, ModelVersion
+from modelyard.model_template import service as templates
+from modelyard.model_template.schemas import (
+    Coercion,
+    LaunchConfigRead,
+    ParameterBindings,
+    ValidatedRequest,
+    ValidateRequest,
+)
 from modelyard.workspace.dependencies import WorkspaceEditor, WorkspaceName, WorkspaceReader
 from modelyard.workspace.tables import Role
 
@@ -59,21 +69,29 @@ def _roots(request: Request) -> list:  # type: ignore[type-arg]
 
 
 def model_read(session: Session, model: Model, workspace: str) -> ModelRead:
-    current = repository.get_version_by_id(session, model.current_version_id) if model.current_version_id else None
-    return read_model(
-        ModelRead,
-        model,
-        workspace=workspace,
-        current_version=CurrentVersion.model_validate(current) if current else None,
-        spec=current.spec if current else None,
-    )
+    return _models_read(session, [model], workspace)[0]
 
 
 def _models_read(session: Session, models: list[Model], workspace: str) -> list[ModelRead]:
+    """Answers for a page of models in a fixed number of queries: current versions, adapters, their versions."""
     current = repository.versions_by_id(session, {m.current_version_id for m in models if m.current_version_id})
+    children = adapters.of_models(session, [m.id for m in models])
+    bound = repository.versions_by_id(
+        session, {a.model_version_id for rows in children.values() for a, _ws in rows if a.model_version_id}
+    )
     out = []
     for model in models:
         version = current.get(model.current_version_id or "")
+        summaries = [
+            AdapterSummary(
+                name=a.name,
+                workspace=ws,
+                finetuning_type=a.finetuning_type,
+                enabled=a.enabled,
+                model_version=bound[a.model_version_id].name if a.model_version_id in bound else None,
+            )
+            for a, ws in children.get(model.id, [])
+        ]
         out.append(
             read_model(
                 ModelRead,
@@ -81,6 +99,7 @@ def _models_read(session: Session, models: list[Model], workspace: str) -> list[
                 workspace=workspace,
                 current_version=CurrentVersion.model_validate(version) if version else None,
                 spec=version.spec if version else None,
+                adapters=summaries,
             )
         )
     return out
@@ -110,12 +129,12 @@ def create_model(
 ) -> ModelReplaced:
     fields = body.model_dump(exclude={"version"}, mode="json")
     version = body.version.model_dump(mode="json") if body.version else None
-    model, new_version = service.create_model(session, access, fields, version, _roots(request))
+    model, new_version, coercions = service.create_model(session, access, fields, version, _roots(request))
     session.flush()
     response.headers["ETag"] = etag_of(model)
     out = model_read(session, model, access.workspace.name)
     new = version_read(new_version, ModelAccess(access, model)) if new_version else None
-    return ModelReplaced(**out.model_dump(), new_version=new)
+    return ModelReplaced(**out.model_dump(), new_version=new, coercions=[Coercion(**c) for c in coercions])
 
 
 @router.get(MODELS)
@@ -169,6 +188,33 @@ def delete_model(
     if_match: IfMatch = None,
 ) -> None:
     service.delete_model(session, access, cascade, if_match)
+
+
+# -- made from a template (SGP) ----------------------------------------------------------------------------------------
+
+
+@router.post(MODELS + "/{model}/validate-request", tags=["model templates"])
+def validate_model_request(body: ValidateRequest, access: ModelReader, session: DbSession) -> ValidatedRequest:
+    """Check `model_request_parameters` against the template's request schema: 200 with the normalised bindings
+    and what was coerced, or 422 listing every offending parameter."""
+    given = body.model_request_parameters.bindings if body.model_request_parameters else None
+    bindings, coercions = templates.validate_request(session, access, given)
+    return ValidatedRequest(
+        model_request_parameters=ParameterBindings(bindings=bindings), coercions=[Coercion(**c) for c in coercions]
+    )
+
+
+@router.get(MODELS + "/{model}/request-schema", tags=["model templates"])
+def get_model_request_schema(access: ModelReader, session: DbSession) -> dict[str, Any]:
+    """The JSON Schema of a full request to the model, for its type; `model_request_parameters` is required when
+    its template declares request parameters."""
+    return templates.request_schema(session, access)
+
+
+@router.get(MODELS + "/{model}/launch-config", tags=["model templates"])
+def get_model_launch_config(access: ModelReader, session: DbSession) -> LaunchConfigRead:
+    """The template's launch configuration with the model's creation parameters injected."""
+    return LaunchConfigRead.model_validate(templates.launch_config(session, access))
 
 
 # -- versions -------------------------------------------------------------------------------------------------------

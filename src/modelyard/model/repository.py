@@ -35,6 +35,11 @@ def models_query(workspace_id: str, filters: dict[str, Any]) -> sa.Select[Model]
         stmt = stmt.where(Model.visibility == filters["visibility"])
     if "name_prefix" in filters:
         stmt = stmt.where(Model.name.startswith(filters["name_prefix"], autoescape=True))
+    if "has_adapters" in filters:
+        from modelyard.adapter.tables import Adapter
+
+        has = sa.exists().where(Adapter.model_id == Model.id)
+        stmt = stmt.where(has if filters["has_adapters"] else ~has)
     for label in filters.get("label", []):
         key, value = label.split(":", 1)
         stmt = stmt.where(

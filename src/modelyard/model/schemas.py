@@ -8,9 +8,11 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, field_validator, model_validator
 
+from modelyard.adapter.schemas import AdapterSummary
 from modelyard.kit.pagination import Filters
 from modelyard.kit.schemas import Name, Schema, UpdateSchema
 from modelyard.model.tables import ModelType, VersionStatus, Visibility
+from modelyard.model_template.schemas import Coercion
 
 ModelDescription = Annotated[str, Field(max_length=1024, description="At most 1024 characters")]
 
@@ -120,7 +122,7 @@ class ManifestEntry(Schema):
 class ModelCreate(Schema):
     name: Name
     description: ModelDescription = ""
-    model_type: ModelType = ModelType.GENERIC
+    model_type: ModelType | None = Field(default=None, description="Default: GENERIC, or the template's")
     display_name: str = Field(default="", max_length=255)
     visibility: Visibility = Visibility.PRIVATE
     labels: Labels = Field(default_factory=dict)
@@ -128,6 +130,14 @@ class ModelCreate(Schema):
     model_card: dict[str, Any] = Field(default_factory=dict)
     training_data_card: dict[str, Any] = Field(default_factory=dict)
     version: VersionCreate | None = Field(default=None, description="A first version, created asynchronously")
+    model_template: str | None = Field(
+        default=None,
+        max_length=511,
+        description="Make the model from this template: 'template' or 'workspace/template'",
+    )
+    model_creation_parameters: dict[str, Any] | None = Field(
+        default=None, description="Checked against the template's model_creation_parameters_schema"
+    )
 
 
 class ModelUpdate(UpdateSchema):
@@ -165,6 +175,12 @@ class ModelRead(Schema):
     current_version_id: str | None
     current_version: CurrentVersion | None
     spec: dict[str, Any] | None = Field(description="The current version's spec, read from its config.json")
+    model_template: str | None = Field(default=None, description="'workspace/template' it was made from, if any")
+    model_template_id: str | None = None
+    model_creation_parameters: dict[str, Any] | None = None
+    adapters: list[AdapterSummary] = Field(
+        default_factory=list, description="Adapters on this model, from every workspace you can see them in"
+    )
     created_by: str
     updated_by: str
     created_at: datetime
@@ -173,6 +189,9 @@ class ModelRead(Schema):
 
 class ModelReplaced(ModelRead):
     new_version: VersionRead | None = None
+    coercions: list[Coercion] = Field(
+        default_factory=list, description='Creation parameters read as their declared type, e.g. "5" as 5'
+    )
 
 
 class ModelFilters(Filters):
@@ -180,6 +199,7 @@ class ModelFilters(Filters):
     visibility: Visibility | None = None
     name_prefix: str | None = Field(default=None, max_length=255)
     label: list[str] = Field(default_factory=list, description="key:value, repeatable; all must match")
+    has_adapters: bool | None = None
 
     @field_validator("label")
     @classmethod

@@ -23,7 +23,8 @@ from modelyard.kit.etag import check_if_match
 from modelyard.kit.pagination import ListQuery, Pagination, paginate
 from modelyard.model import repository
 from modelyard.model.sources import SourceRef, parse_local_path, parse_model_path
-from modelyard.model.tables import Model, ModelVersion, ModelVersionFile, VersionStatus, Visibility
+from modelyard.model.tables import Model, ModelType, ModelVersion, ModelVersionFile, VersionStatus, Visibility
+from modelyard.model_template import service as templates
 from modelyard.workspace import repository as workspaces
 from modelyard.workspace.service import WorkspaceAccess, register_resource_counter
 from modelyard.workspace.tables import Role
@@ -148,7 +149,12 @@ def create_model(
     fields: dict[str, Any],
     version: dict[str, Any] | None,
     allowed_roots: list[Path],
-) -> tuple[Model, ModelVersion | None]:
+) -> tuple[Model, ModelVersion | None, list[dict[str, Any]]]:
+    """The model (and its first version); the third element lists the creation parameters that were coerced to
+    their template's declared types."""
+    binding = templates.bind_new_model(session, ws, fields)
+    model_type = binding.model_type if binding else fields.get("model_type") or ModelType.GENERIC.value
+    fields = {**fields, "model_type": model_type, "model_template": binding.ref if binding else None}
     model = Model(
         workspace_id=ws.workspace.id,
         created_by=ws.principal.name,
@@ -156,6 +162,10 @@ def create_model(
         **{k: fields[k] for k in MODEL_FIELDS if k in fields},
         name=fields["name"],
     )
+    if binding is not None:
+        model.model_template_id = binding.template.id
+        model.model_template = binding.ref
+        model.model_creation_parameters = binding.parameters
     try:
         with session.begin_nested():
             session.add(model)
@@ -173,10 +183,10 @@ def create_model(
         "model",
         model.name,
         model.id,
-        {k: fields[k] for k in ("model_type", "visibility") if k in fields},
+        {k: fields[k] for k in ("model_type", "visibility", "model_template") if fields.get(k)},
     )
     new_version = create_version(session, ModelAccess(ws, model), version, allowed_roots) if version else None
-    return model, new_version
+    return model, new_version, binding.coercions if binding else []
 
 
 def list_models(session: Session, ws: WorkspaceAccess, query: ListQuery) -> tuple[list[Model], Pagination, str | None]:
@@ -192,6 +202,7 @@ def list_models(session: Session, ws: WorkspaceAccess, query: ListQuery) -> tupl
 def update_model(session: Session, access: ModelAccess, changes: dict[str, Any], if_match: str | None) -> Model:
     model = access.model
     check_if_match(if_match, model)
+    templates.check_model_update(model, changes)
     applied = {k: v for k, v in changes.items() if getattr(model, k) != v}
     if applied:
         for key, value in applied.items():
@@ -465,6 +476,7 @@ def finish_validation(
     digest: str | None = None,
     spec: dict[str, Any] | None = None,
     source: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
 ) -> bool:
     """Record the outcome of a version's validation; False when there was nothing to do (the version is gone or
     already final, e.g. a job that ran twice)."""
@@ -504,6 +516,7 @@ def finish_validation(
     version.status_message = message
     version.digest = digest
     version.spec = spec or {}
+    version.base_config = config
     version.file_count = len(files)
     version.total_size = sum(size for _p, size, _h in files)
     if source:

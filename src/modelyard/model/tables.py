@@ -49,6 +49,13 @@ class Model(Base):
     current_version_id: Mapped[str | None] = mapped_column(
         sa.ForeignKey("model_versions.id", ondelete="SET NULL", use_alter=True), nullable=True
     )
+    # Made from a template (SGP): its id, its 'workspace/name' and the creation parameters as checked against it.
+    # No foreign key: SQLite adds one only by copying the table, and dropping the old copy with foreign keys on would
+    # delete every version and adapter. The template service locks the template row instead, so a template is never
+    # deleted while models use it; only deleting its whole workspace leaves models pointing at a template that is gone.
+    model_template_id: Mapped[str | None] = mapped_column(sa.String(40), nullable=True, index=True)
+    model_template: Mapped[str | None] = mapped_column(sa.String(511), nullable=True)
+    model_creation_parameters: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     # Numbers the versions created without a name (v1, v2, ...); bumping it serialises concurrent creates.
     version_counter: Mapped[int] = mapped_column(sa.Integer, default=0)
     created_by: Mapped[str] = mapped_column(sa.String(255), default="")
@@ -100,6 +107,8 @@ class ModelVersion(Base):
     # Where the files really came from once resolved, e.g. the Hub commit a revision pointed at.
     source: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # The version's config.json as read (small), for checking adapters against the base's real dimensions.
+    base_config: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     digest: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     file_count: Mapped[int] = mapped_column(sa.Integer, default=0)
     total_size: Mapped[int] = mapped_column(sa.BigInteger, default=0)

@@ -32,8 +32,8 @@ def _sha256(source: FileSource, file: SourceFile) -> str:
 
 def inspect_files(
     source: FileSource, files: list[SourceFile]
-) -> tuple[list[tuple[str, int, str]], str, dict[str, Any]]:
-    """(manifest, digest, spec) of a version's files."""
+) -> tuple[list[tuple[str, int, str]], str, dict[str, Any], dict[str, Any] | None]:
+    """(manifest, digest, spec, config.json) of a version's files."""
     by_path = {f.path: f for f in files}
     config: dict[str, Any] | None = None
     if CONFIG_FILE in by_path:
@@ -51,7 +51,7 @@ def inspect_files(
     spec = model_spec(config or {}, num_parameters=num_parameters, dtype=dtype) if config or headers else {}
     manifest = sorted((f.path, f.size, f.sha256 or _sha256(source, f)) for f in files)
     digest = hashlib.sha256("".join(f"{p}\t{s}\t{h}\n" for p, s, h in manifest).encode()).hexdigest()
-    return manifest, digest, spec
+    return manifest, digest, spec, config
 
 
 def _mark_failed(ctx: JobContext, error: str) -> None:
@@ -82,7 +82,7 @@ def validate_version(ctx: JobContext) -> dict[str, Any]:
         files = source.list_files()
         if not files:
             raise SourceError(f"The model path must exist and hold the model's files: '{shown}' is empty")
-        manifest, digest, spec = inspect_files(source, files)
+        manifest, digest, spec, config = inspect_files(source, files)
     except (SourceError, InspectError) as exc:
         with ctx.transaction() as session:
             service.finish_validation(session, version_id, ok=False, message=str(exc))
@@ -101,6 +101,7 @@ def validate_version(ctx: JobContext) -> dict[str, Any]:
             files=manifest,
             digest=digest,
             spec=spec,
+            config=config,
             source={"pinned": source.pinned()} if source.pinned() else None,
         )
     return {"status": "READY", "digest": digest, "files": len(manifest)}

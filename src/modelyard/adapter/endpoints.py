@@ -1,0 +1,213 @@
+"""HTTP routes of adapters: NeMo's nested routes under a model and the top-level ones, plus dataset split and
+lineage."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from sqlalchemy.orm import Session
+
+from modelyard.adapter import repository, service
+from modelyard.adapter.schemas import (
+    AdapterCreate,
+    AdapterCreateWithModel,
+    AdapterFilters,
+    AdapterRead,
+    AdapterUpdate,
+    DatasetSplit,
+    LineageGraph,
+)
+from modelyard.adapter.tables import Adapter
+from modelyard.kit.etag import etag_of
+from modelyard.kit.headers import IfMatch
+from modelyard.kit.pagination import ListQuery, Page, list_params
+from modelyard.kit.routing import DbSession, TransactionalRoute
+from modelyard.kit.schemas import read_model
+from modelyard.model.endpoints import ModelName
+from modelyard.model.service import ModelAccess, model_access
+from modelyard.workspace.dependencies import WorkspaceEditor, WorkspaceReader
+from modelyard.workspace.service import WorkspaceAccess
+from modelyard.workspace.tables import Role
+
+router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["adapters"], route_class=TransactionalRoute)
+
+AllowIncompatible = Annotated[bool, Query(description="Store an incompatible adapter, disabled, instead of refusing")]
+Filters = Annotated[ListQuery, Depends(list_params(AdapterFilters))]
+
+
+def adapters_read(session: Session, adapters: list[Adapter]) -> list[AdapterRead]:
+    refs = repository.refs_of(session, adapters)
+    out = []
+    for adapter in adapters:
+        ref = refs[adapter.id]
+        source = {"type": adapter.source_type, **({"pinned": adapter.source_pinned} if adapter.source_pinned else {})}
+        out.append(
+            read_model(
+                AdapterRead,
+                adapter,
+                workspace=ref["workspace"],
+                model=ref["model"],
+                model_version=ref["model_version"],
+                fine_tuning_job=ref["fine_tuning_job"],
+                prompt=ref["prompt"],
+                source=source,
+                fileset=adapter.fileset or None,
+                location=adapter.location or None,
+                huggingface_name=adapter.huggingface_name or None,
+            )
+        )
+    return out
+
+
+def _ctx(request: Request) -> service.Context:
+    app = request.app.state.ctx
+    return service.Context(settings=app.settings, store=app.store, db=app.db)
+
+
+def _nested_model(session: Session, access: WorkspaceAccess, model: str) -> ModelAccess:
+    return model_access(session, access.principal, access.workspace.name, model, Role.VIEWER)
+
+
+# -- top level -------------------------------------------------------------------------------------------------------
+
+
+@router.post("/adapters", status_code=status.HTTP_201_CREATED)
+def create_adapter(
+    body: AdapterCreateWithModel,
+    access: WorkspaceEditor,
+    session: DbSession,
+    request: Request,
+    response: Response,
+    allow_incompatible: AllowIncompatible = False,
+) -> AdapterRead:
+    """Register an adapter on a base model (`model`: 'name' or 'workspace/name')."""
+    adapter = service.create_adapter(
+        session,
+        access,
+        body.model,
+        body.model_dump(exclude={"model"}, mode="json"),
+        _ctx(request),
+        allow_incompatible=allow_incompatible,
+    )
+    session.flush()
+    response.headers["ETag"] = etag_of(adapter)
+    return adapters_read(session, [adapter])[0]
+
+
+@router.get("/adapters")
+def list_adapters(access: WorkspaceReader, session: DbSession, query: Filters) -> Page[AdapterRead]:
+    rows, pagination, token = service.list_adapters(session, access, query)
+    return Page(data=adapters_read(session, rows), pagination=pagination, next_page_token=token)
+
+
+@router.get("/adapters/{adapter}")
+def get_adapter(adapter: str, access: WorkspaceReader, session: DbSession, response: Response) -> AdapterRead:
+    found = service.get_adapter(session, access, adapter)
+    response.headers["ETag"] = etag_of(found)
+    return adapters_read(session, [found])[0]
+
+
+@router.patch("/adapters/{adapter}")
+def update_adapter(
+    adapter: str,
+    body: AdapterUpdate,
+    access: WorkspaceEditor,
+    session: DbSession,
+    request: Request,
+    response: Response,
+    if_match: IfMatch = None,
+) -> AdapterRead:
+    found = service.update_adapter(
+        session, access, adapter, body.model_dump(exclude_unset=True), _ctx(request), if_match
+    )
+    response.headers["ETag"] = etag_of(found)
+    return adapters_read(session, [found])[0]
+
+
+@router.delete("/adapters/{adapter}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_adapter(adapter: str, access: WorkspaceEditor, session: DbSession, if_match: IfMatch = None) -> None:
+    service.delete_adapter(session, access, adapter, if_match)
+
+
+@router.get("/adapters/{adapter}/dataset-split")
+def get_dataset_split(adapter: str, access: WorkspaceReader, session: DbSession) -> DatasetSplit:
+    """The fraction of the dataset and the train/test split the adapter was trained with (defaults 1.0 / 0.9)."""
+    fraction, split, job = service.dataset_split(session, access, adapter)
+    return DatasetSplit(dataset_fraction=fraction, train_test_split=split, fine_tuning_job=job)
+
+
+@router.get("/adapters/{adapter}/lineage")
+def get_lineage(adapter: str, access: WorkspaceReader, session: DbSession) -> LineageGraph:
+    """dataset -> prompt -> fine-tuning job -> adapter -> base model version -> model."""
+    return LineageGraph.model_validate(service.lineage_graph(session, access, adapter))
+
+
+# -- nested under a model (NeMo's "Add Model Adapter") -----------------------------------------------------------------
+
+
+@router.post("/models/{model}/adapters", status_code=status.HTTP_201_CREATED)
+def create_model_adapter(
+    model: ModelName,
+    body: AdapterCreate,
+    access: WorkspaceEditor,
+    session: DbSession,
+    request: Request,
+    response: Response,
+    allow_incompatible: AllowIncompatible = False,
+) -> AdapterRead:
+    adapter = service.create_adapter(
+        session, access, model, body.model_dump(mode="json"), _ctx(request), allow_incompatible=allow_incompatible
+    )
+    session.flush()
+    response.headers["ETag"] = etag_of(adapter)
+    return adapters_read(session, [adapter])[0]
+
+
+@router.get("/models/{model}/adapters")
+def list_model_adapters(
+    model: ModelName, access: WorkspaceReader, session: DbSession, query: Filters
+) -> Page[AdapterRead]:
+    base = _nested_model(session, access, model)
+    rows, pagination, token = service.list_adapters(session, access, query, model=base.model)
+    return Page(data=adapters_read(session, rows), pagination=pagination, next_page_token=token)
+
+
+@router.get("/models/{model}/adapters/{adapter}")
+def get_model_adapter(
+    model: ModelName, adapter: str, access: WorkspaceReader, session: DbSession, response: Response
+) -> AdapterRead:
+    found = service.get_adapter(session, access, adapter, _nested_model(session, access, model).model)
+    response.headers["ETag"] = etag_of(found)
+    return adapters_read(session, [found])[0]
+
+
+@router.patch("/models/{model}/adapters/{adapter}")
+def update_model_adapter(
+    model: ModelName,
+    adapter: str,
+    body: AdapterUpdate,
+    access: WorkspaceEditor,
+    session: DbSession,
+    request: Request,
+    response: Response,
+    if_match: IfMatch = None,
+) -> AdapterRead:
+    found = service.update_adapter(
+        session,
+        access,
+        adapter,
+        body.model_dump(exclude_unset=True),
+        _ctx(request),
+        if_match,
+        _nested_model(session, access, model).model,
+    )
+    response.headers["ETag"] = etag_of(found)
+    return adapters_read(session, [found])[0]
+
+
+@router.delete("/models/{model}/adapters/{adapter}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_model_adapter(
+    model: ModelName, adapter: str, access: WorkspaceEditor, session: DbSession, if_match: IfMatch = None
+) -> None:
+    service.delete_adapter(session, access, adapter, if_match, _nested_model(session, access, model).model)

@@ -1,0 +1,128 @@
+"""SQL for adapters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from modelyard.adapter.tables import Adapter
+from modelyard.fileset.tables import Fileset
+from modelyard.lineage.tables import FineTuningJob, Prompt
+from modelyard.model.tables import Model, ModelVersion
+from modelyard.workspace.tables import Workspace
+
+
+def get(session: Session, workspace_id: str, name: str) -> Adapter | None:
+    return session.scalar(sa.select(Adapter).where(Adapter.workspace_id == workspace_id, Adapter.name == name))
+
+
+def adapters_query(workspace_id: str, filters: dict[str, Any]) -> sa.Select[Adapter]:
+    stmt = sa.select(Adapter).where(Adapter.workspace_id == workspace_id)
+    if "model_id" in filters:
+        stmt = stmt.where(Adapter.model_id == filters["model_id"])
+    if "enabled" in filters:
+        stmt = stmt.where(Adapter.enabled == filters["enabled"])
+    if "finetuning_type" in filters:
+        stmt = stmt.where(Adapter.finetuning_type == filters["finetuning_type"])
+    if "fileset_id" in filters:
+        stmt = stmt.where(Adapter.fileset_id == filters["fileset_id"])
+    if "name_prefix" in filters:
+        stmt = stmt.where(Adapter.name.startswith(filters["name_prefix"], autoescape=True))
+    return stmt
+
+
+def of_models(session: Session, model_ids: list[str]) -> dict[str, list[tuple[Adapter, str]]]:
+    """Adapters of each model (from every workspace), with their workspace's name."""
+    if not model_ids:
+        return {}
+    rows = session.execute(
+        sa.select(Adapter, Workspace.name)
+        .join(Workspace, Workspace.id == Adapter.workspace_id)
+        .where(Adapter.model_id.in_(model_ids))
+        .order_by(Adapter.created_at, Adapter.id)
+    )
+    out: dict[str, list[tuple[Adapter, str]]] = {}
+    for adapter, workspace in rows:
+        out.setdefault(adapter.model_id, []).append((adapter, workspace))
+    return out
+
+
+def refs_of(session: Session, adapters: list[Adapter]) -> dict[str, dict[str, str | None]]:
+    """The names an adapter answer shows for its ids: model ('ws/name'), version, job, prompt, adapter workspace."""
+    model_ids = {a.model_id for a in adapters}
+    models = (
+        {
+            mid: f"{ws}/{name}"
+            for mid, name, ws in session.execute(
+                sa.select(Model.id, Model.name, Workspace.name)
+                .join(Workspace, Workspace.id == Model.workspace_id)
+                .where(Model.id.in_(model_ids))
+            )
+        }
+        if model_ids
+        else {}
+    )
+
+    def names(column: Any, id_column: Any, ids: set[str | None]) -> dict[str, str]:
+        wanted = {i for i in ids if i}
+        return dict(session.execute(sa.select(id_column, column).where(id_column.in_(wanted))).all()) if wanted else {}
+
+    versions = names(ModelVersion.name, ModelVersion.id, {a.model_version_id for a in adapters})
+    jobs = names(FineTuningJob.name, FineTuningJob.id, {a.fine_tuning_job_id for a in adapters})
+    prompts = names(Prompt.name, Prompt.id, {a.prompt_id for a in adapters})
+    workspaces = names(Workspace.name, Workspace.id, {a.workspace_id for a in adapters})
+    return {
+        a.id: {
+            "model": models.get(a.model_id),
+            "model_version": versions.get(a.model_version_id or ""),
+            "fine_tuning_job": jobs.get(a.fine_tuning_job_id or ""),
+            "prompt": prompts.get(a.prompt_id or ""),
+            "workspace": workspaces.get(a.workspace_id),
+        }
+        for a in adapters
+    }
+
+
+def using_model(session: Session, model_id: str) -> list[tuple[str, str]]:
+    rows = session.execute(
+        sa.select(Workspace.name, Adapter.name)
+        .join(Workspace, Workspace.id == Adapter.workspace_id)
+        .where(Adapter.model_id == model_id)
+        .order_by(Workspace.name, Adapter.name)
+    )
+    return [(w, a) for w, a in rows]
+
+
+def using_version(session: Session, version_id: str) -> list[tuple[str, str]]:
+    rows = session.execute(
+        sa.select(Workspace.name, Adapter.name)
+        .join(Workspace, Workspace.id == Adapter.workspace_id)
+        .where(Adapter.model_version_id == version_id)
+        .order_by(Workspace.name, Adapter.name)
+    )
+    return [(w, a) for w, a in rows]
+
+
+def using_fileset(session: Session, fileset_id: str) -> list[tuple[str, str]]:
+    rows = session.execute(
+        sa.select(Workspace.name, Adapter.name)
+        .join(Workspace, Workspace.id == Adapter.workspace_id)
+        .where(Adapter.fileset_id == fileset_id)
+        .order_by(Workspace.name, Adapter.name)
+    )
+    return [(w, a) for w, a in rows]
+
+
+def count_in_workspace(session: Session, workspace_id: str) -> int:
+    return session.scalar(sa.select(sa.func.count()).where(Adapter.workspace_id == workspace_id)) or 0
+
+
+def fileset_by_ref(session: Session, workspace: str, name: str) -> tuple[Fileset, str] | None:
+    row = session.execute(
+        sa.select(Fileset, Workspace.name)
+        .join(Workspace, Workspace.id == Fileset.workspace_id)
+        .where(Workspace.name == workspace, Fileset.name == name)
+    ).first()
+    return (row[0], row[1]) if row else None
