@@ -8,7 +8,7 @@ import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,9 @@ from typer.testing import CliRunner, Result
 
 from modelyard.cli.main import app
 from modelyard.config import Settings
+from modelyard.db.engine import Database
+from modelyard.job.worker import Worker
+from tests.fixtures.models import config_bytes, numel, safetensors_bytes, tiny_llama_tensors
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 BIN = Path(sys.executable).parent
@@ -348,6 +351,243 @@ def test_filesets_progress_bar_on_a_terminal(live_server: str, admin_token: str,
     assert "4 unchanged" in skipped.stderr
 
 
+# --- models -----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def worker_thread(db: Database, settings: Settings) -> Iterator[Worker]:
+    """A worker in background threads, as `modelyard serve` runs one, so that model versions get checked."""
+    running = Worker(db, settings, name="background")
+    running.start()
+    yield running
+    running.stop()
+
+
+LLAMA_TENSORS = tiny_llama_tensors()
+LLAMA_FILES = {
+    "config.json": config_bytes("llama-3.2-1b"),
+    "model.safetensors": safetensors_bytes(LLAMA_TENSORS),
+    "tokenizer.json": b'{"version": "1.0"}',
+}
+
+
+def _fields(result: Result) -> dict[str, str]:
+    """A `show` table as {field: value} (indented spec fields keep their indent)."""
+    fields = {}
+    for line in ok(result).stdout.splitlines():
+        match = re.match(r"^(\s*\S+(?: \S+)*)\s{2,}(.*)$", line)
+        if match:
+            fields[match.group(1)] = match.group(2).strip()
+    return fields
+
+
+def _upload_llama(run: Run, tmp_path: Path, fileset: str = "llama-files") -> str:
+    ok(run("filesets", "create", "default", fileset, "--purpose", "model"))
+    ok(run("filesets", "upload", str(_tree(tmp_path / fileset, LLAMA_FILES)), f"default/{fileset}"))
+    return f"default/{fileset}"
+
+
+def test_models(run: Run, tmp_path: Path, worker_thread: Worker) -> None:
+    path = _upload_llama(run, tmp_path)
+    created_with_wait = run(
+        "models", "create", "default", "llama", "--type", "chat_completion", "--description", "Llama 3.2 1B",
+        "--display-name", "Llama", "--label", "team=nlp", "--label", "tier=1",
+        "--base-model-type", "llama_3_2_1b", "--model-path", path, "--wait", "--timeout", "60", "--json",
+    )  # fmt: skip
+    created = as_json(created_with_wait)
+    assert (created["model_type"], created["description"], created["display_name"]) == (
+        "CHAT_COMPLETION",
+        "Llama 3.2 1B",
+        "Llama",
+    )
+    assert created["labels"] == {"team": "nlp", "tier": "1"}
+    assert created["new_version"]["status"] == "READY"
+    assert created["current_version"]["name"] == "v1"
+    assert created["spec"]["hidden_size"] == 2048
+    assert "Version 'v1' of model 'default/llama' is READY: 3 files" in created_with_wait.stderr
+
+    shown = _fields(run("models", "show", "default/llama"))
+    assert shown["type"] == "CHAT_COMPLETION"
+    assert shown["labels"] == "team=nlp, tier=1"
+    assert re.fullmatch(r"v1 \(READY, digest [0-9a-f]{12}\)", shown["current version"])
+    assert shown["spec"] == "of the current version, v1"
+    assert shown["  architecture"] == "LlamaForCausalLM"
+    assert shown["  parameters"] == f"{numel(LLAMA_TENSORS) / 1000:.3g}K ({numel(LLAMA_TENSORS)})"
+    assert shown["  dtype"] == "bfloat16"
+    assert shown["  layers"] == "16"
+    assert shown["  kv heads"] == "8"
+    assert shown["  context length"] == "131072"
+    assert as_json(run("models", "show", "default/llama", "--json"))["id"] == created["id"]
+
+    bare = _fields(run("models", "create", "default", "embedder", "--type", "EMBEDDING", "--visibility", "public"))
+    assert (bare["visibility"], bare["current version"]) == ("PUBLIC", "-")
+    assert "spec" not in bare
+    ok(run("models", "create", "default", "scratch", "--label", "team=search", "--json"))
+    assert [m["name"] for m in as_json(run("models", "list", "default", "--sort", "name", "--json"))] == [
+        "embedder",
+        "llama",
+        "scratch",
+    ]
+    for options, expected in (
+        (["--type", "embedding"], ["embedder"]),
+        (["--visibility", "PUBLIC"], ["embedder"]),
+        (["--name-prefix", "ll"], ["llama"]),
+        (["--label", "team=nlp"], ["llama"]),
+        (["--label", "team=nlp", "--label", "tier=2"], []),
+        (["--limit", "2", "--page-size", "1", "--sort", "-name"], ["scratch", "llama"]),
+    ):
+        assert [m["name"] for m in as_json(run("models", "list", "default", *options, "--json"))] == expected, options
+    rows = table_rows(run("models", "list", "default", "--sort", "name"))
+    assert rows[1][:5] == ["llama", "CHAT_COMPLETION", "PRIVATE", "v1", "team=nlp,"]
+    assert rows[0][:4] == ["embedder", "EMBEDDING", "PUBLIC", "-"]
+
+    updated = as_json(
+        run("models", "update", "default/scratch", "--description", "d", "--label", "team=nlp", "--type", "agent",
+            "--json")
+    )  # fmt: skip
+    assert (updated["description"], updated["labels"], updated["model_type"]) == ("d", {"team": "nlp"}, "AGENT")
+
+    v2 = _fields(
+        run("models", "versions", "create", "default/llama", "--base-model-type", "LLAMA_3_2_1B", "--model-path", path,
+            "--name", "v2", "--description", "second", "--wait")
+    )  # fmt: skip
+    assert (v2["name"], v2["status"], v2["current"], v2["model path"]) == ("v2", "READY", "no", path)
+    assert v2["files"] == "3"
+    assert v2["  architecture"] == "LlamaForCausalLM"
+    pending = as_json(
+        run("models", "versions", "create", "default/llama", "--base-model-type", "LLAMA_3_2_1B", "--model-path", path,
+            "--json")
+    )  # fmt: skip
+    assert (pending["name"], pending["status"]) == ("v3", "CREATING")
+    assert as_json(run("models", "versions", "wait", "default/llama", "v3", "--json"))["status"] == "READY"
+
+    listed = as_json(run("models", "versions", "list", "default/llama", "--sort", "name", "--json"))
+    assert [(v["name"], v["is_current"]) for v in listed] == [("v1", True), ("v2", False), ("v3", False)]
+    assert len(as_json(run("models", "versions", "list", "default/llama", "--status", "ready", "--json"))) == 3
+    assert (
+        as_json(run("models", "versions", "list", "default/llama", "--name-prefix", "v2", "--json"))[0]["name"] == "v2"
+    )
+    rows = table_rows(run("models", "versions", "list", "default/llama", "--sort", "name", "--limit", "1"))
+    assert rows[0][:5] == ["v1", "READY", "yes", "LLAMA_3_2_1B", path]
+
+    files = as_json(run("models", "versions", "files", "default/llama", "v1", "--json"))
+    assert [f["path"] for f in files] == ["config.json", "model.safetensors", "tokenizer.json"]
+    rows = table_rows(run("models", "versions", "files", "default/llama", "v1", "--sort", "-path", "--page-size", "1"))
+    assert [r[0] for r in rows] == ["tokenizer.json", "model.safetensors", "config.json"]
+    assert rows[0][-1] == files[2]["sha256"][:12]
+
+    current = as_json(run("models", "set-current", "default/llama", "v2", "--json"))
+    assert current["current_version"]["name"] == "v2"
+    assert _fields(run("models", "versions", "show", "default/llama", "v2"))["current"] == "yes"
+    described = as_json(run("models", "versions", "update", "default/llama", "v1", "--description", "first", "--json"))
+    assert described["description"] == "first"
+    failed(run("models", "versions", "delete", "default/llama", "v2", "--yes"), "VERSION_IN_USE")
+    assert run("models", "versions", "delete", "default/llama", "v1", input="n\n").exit_code == 1
+    deleted = ok(run("models", "versions", "delete", "default/llama", "v1", input="y\n"))
+    assert "Deleted version 'v1' of model 'default/llama'." in deleted.stderr
+    failed(run("models", "versions", "show", "default/llama", "v1"), "VERSION_NOT_FOUND")
+
+    gone = ok(run("models", "delete", "default/llama", "--cascade", "--yes"))
+    assert (gone.stdout, gone.stderr.strip()) == ("", "Deleted model 'default/llama'.")
+    failed(run("models", "show", "default/llama"), "MODEL_NOT_FOUND")
+
+
+def test_models_failed_versions_exit_1_with_the_reason(run: Run, tmp_path: Path, worker_thread: Worker) -> None:
+    result = run(
+        "models", "create", "default", "m", "--base-model-type", "X", "--model-path", "default/no-such-files", "--wait"
+    )
+    assert result.exit_code == 1, result.stderr
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("VERSION_FAILED: Version 'v1' of model 'default/m' failed: ")
+    assert "default/no-such-files" in first
+    assert re.search(r"^new version\s+v1 \(FAILED: .*default/no-such-files", result.stdout, re.MULTILINE)
+
+    again = run(
+        "models", "versions", "create", "default/m", "--base-model-type", "X", "--model-path", "default/gone",
+        "--name", "broken", "--wait", "--json",
+    )  # fmt: skip
+    assert again.exit_code == 1
+    assert json.loads(again.stdout)["status"] == "FAILED"  # stdout still carries the version for scripts
+    assert again.stderr.startswith("VERSION_FAILED: Version 'broken' of model 'default/m' failed: ")
+    waited = run("models", "versions", "wait", "default/m", "broken")
+    assert waited.exit_code == 1
+    assert "default/gone" in waited.stderr.splitlines()[0]
+    assert _fields(run("models", "versions", "show", "default/m", "broken"))["status"] == "FAILED"
+    stderr = failed(run("models", "set-current", "default/m", "broken"), "VERSION_NOT_READY")
+    assert "If the version failed, it cannot be updated to the current version" in stderr
+    rows = table_rows(run("models", "versions", "list", "default/m", "--status", "FAILED", "--sort", "name"))
+    assert [r[:2] for r in rows] == [["broken", "FAILED"], ["v1", "FAILED"]]
+
+
+def test_models_wait_timeout_exits_1(run: Run) -> None:
+    ok(run("models", "create", "default", "m"))
+    timed_out = run(
+        "models", "versions", "create", "default/m", "--base-model-type", "X", "--model-path", "default/x",
+        "--wait", "--timeout", "0.3",
+    )  # fmt: skip  # no worker runs: the version stays CREATING
+    stderr = failed(timed_out, "WAIT_TIMEOUT")
+    assert "Version 'v1' of model 'default/m' is still CREATING" in stderr
+    assert "worker" in stderr
+    failed(run("models", "versions", "wait", "default/m", "v1", "--timeout", "0"), "WAIT_TIMEOUT")
+
+
+def test_models_spinner_on_a_terminal(live_server: str, admin_token: str) -> None:
+    runner = CliRunner()
+    env = {"TTY_COMPATIBLE": "1", "COLUMNS": "150"}  # rich then draws as on a terminal
+    base = ["--url", live_server, "--token", admin_token, "models"]
+    ok(runner.invoke(app, [*base, "create", "default", "m", "--base-model-type", "X", "--model-path", "default/x"]))
+    waited = runner.invoke(app, [*base, "versions", "wait", "default/m", "v1", "--timeout", "1"], env=env)
+    assert waited.exit_code == 1
+    assert "Waiting for default/m version v1: CREATING" in waited.stderr
+    assert "WAIT_TIMEOUT" in waited.stderr
+
+
+def test_models_usage_errors(run: Run) -> None:
+    create = ("models", "create", "default", "m")
+    for args in (
+        (*create, "--model-path", "default/x"),  # no --base-model-type
+        (*create, "--base-model-type", "X"),  # no path
+        (*create, "--base-model-type", "X", "--model-path", "default/x", "--local-model-path", "/srv/x"),
+        (*create, "--wait"),  # nothing to wait for
+        (*create, "--label", "team"),
+        ("models", "show", "llama"),
+        ("models", "show", "a/b/c"),
+        ("models", "versions", "create", "default/m", "--model-path", "default/x"),
+        ("models", "versions", "create", "default/m", "--base-model-type", "X"),
+        ("models", "versions", "wait", "default/m"),
+        ("models", "list", "default", "--label", "=x"),
+    ):
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.stdout, result.stderr)
+    assert ok(run("models", "list", "default")).stderr.strip() == "(no results)"
+    failed(run(*create, "--type", "image"), "VALIDATION_ERROR")
+    failed(run("models", "list", "nowhere"), "WORKSPACE_NOT_FOUND")
+    ok(run(*create))
+    failed(
+        run("models", "versions", "create", "default/m", "--base-model-type", "X", "--local-model-path", "/srv/x"),
+        "LOCAL_PATH_NOT_ALLOWED",
+    )
+    failed(run("models", "versions", "files", "default/m", "v9"), "VERSION_NOT_FOUND")
+
+
+def test_base_model_types(run: Run, tmp_path: Path, worker_thread: Worker) -> None:
+    assert as_json(run("base-model-types", "--json")) == []
+    path = _upload_llama(run, tmp_path)
+    ok(run("models", "create", "default", "m", "--base-model-type", "LLAMA_3_2_1B", "--model-path", path, "--wait"))
+    types = as_json(run("base-model-types", "--json"))
+    assert types == [
+        {
+            "base_model_type": "LLAMA_3_2_1B",
+            "versions": 1,
+            "ready_versions": 1,
+            "architectures": ["LlamaForCausalLM"],
+            "families": ["llama"],
+            "max_position_embeddings": 131072,
+        }
+    ]
+    assert table_rows(run("base-model-types")) == [["LLAMA_3_2_1B", "1", "1", "LlamaForCausalLM", "llama", "131072"]]
+
+
 # --- errors, options and configuration --------------------------------------------------------------------------
 
 
@@ -417,17 +657,18 @@ def test_help_does_not_import_the_sdk() -> None:
     assert out.strip() == "[]"
     helped = CliRunner().invoke(app, ["--help"])
     assert helped.exit_code == 0
-    for group in ("workspaces", "members", "users", "tokens", "events", "filesets", "me", "serve", "worker", "db"):
+    groups = ("workspaces", "members", "users", "tokens", "events", "filesets", "models", "base-model-types", "me")
+    for group in (*groups, "serve", "worker", "db"):
         assert group in helped.stdout
 
 
 # --- docs -------------------------------------------------------------------------------------------------------
 
 
-def _console_blocks(text: str) -> list[list[str]]:
-    """The commands (`$ ...` lines, with `\\` continuations) of each ```console block."""
+def _console_blocks(text: str, info: str = "console") -> list[list[str]]:
+    """The commands (`$ ...` lines, with `\\` continuations) of each ```console block (or other info string)."""
     blocks = []
-    for body in re.findall(r"^```console\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE):
+    for body in re.findall(rf"^```{re.escape(info)}\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE):
         commands: list[str] = []
         pending = ""
         for line in body.splitlines():
@@ -472,6 +713,30 @@ def test_cli_reference_examples_run(database_url: str, live_server: str, admin_t
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
 
 
+@pytest.mark.slow
+def test_cli_models_examples_run(
+    database_url: str, live_server: str, admin_token: str, worker_thread: Worker, tmp_path: Path
+) -> None:
+    """The ```console worker blocks of docs/cli.md (the Models section, whose versions only become READY or FAILED
+    when a worker checks them) run in a real shell, in order, with a worker, and exit 0."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the docs' examples run once, on SQLite: they test the docs, not the database")
+    commands = [c for block in _console_blocks((DOCS / "cli.md").read_text(), "console worker") for c in block]
+    assert len(commands) >= 15
+    script = "set -euo pipefail\n" + "\n".join(f"echo {shlex.quote('$ ' + c)}\n{c}" for c in commands) + "\n"
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "MODELYARD_URL": live_server,
+        "MODELYARD_TOKEN": admin_token,
+        "COLUMNS": "120",
+    }
+    done = subprocess.run(["bash", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert "VERSION_FAILED: Version 'broken' of model 'default/llama-tiny' failed" in done.stderr
+    assert "Version 'v1' of model 'default/llama-tiny' is READY" in done.stderr
+
+
 def test_cli_reference_documents_every_command_and_option() -> None:
     sections = _command_sections((DOCS / "cli.md").read_text())
     commands = {
@@ -481,6 +746,9 @@ def test_cli_reference_documents_every_command_and_option() -> None:
         "tokens create", "tokens list", "tokens revoke", "events list", "me",
         "filesets create", "filesets list", "filesets show", "filesets update", "filesets delete", "filesets files",
         "filesets upload", "filesets download", "filesets rm",
+        "models create", "models list", "models show", "models update", "models set-current", "models delete",
+        "models versions create", "models versions list", "models versions show", "models versions files",
+        "models versions update", "models versions delete", "models versions wait", "base-model-types",
     }  # fmt: skip
     assert commands <= set(sections), commands - set(sections)
     runner = CliRunner()

@@ -75,6 +75,8 @@ def test_public_surface() -> None:
         "Events",
         "Filesets",
         "Members",
+        "ModelVersions",
+        "Models",
         "ModelyardError",
         "NotFoundError",
         "Page",
@@ -92,6 +94,7 @@ def test_public_surface() -> None:
         "UploadSummary",
         "Users",
         "ValidationError",
+        "WaitTimeoutError",
         "Workspaces",
     ]
     for name in modelyard.client.__all__:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from modelyard.cli import events, filesets, members, server, tokens, users, workspaces
+from modelyard.cli import events, filesets, members, models, server, tokens, users, workspaces
 from modelyard.cli._common import Connection, TokenOption, UrlOption
 
 app = typer.Typer(
@@ -32,6 +32,8 @@ app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(events.app, name="events")
 app.add_typer(filesets.app, name="filesets")
+app.add_typer(models.app, name="models")
+app.command("base-model-types")(models.base_model_types)
 app.command("me")(users.show_me)
 
 

@@ -13,6 +13,7 @@ It depends on httpx and the standard library only, never on the server's modules
 from modelyard.client._client import Client
 from modelyard.client._filesets import DownloadSummary, Filesets, RemoteFile, TransferEvent, UploadSummary
 from modelyard.client._http import Resource
+from modelyard.client._models import Models, ModelVersions
 from modelyard.client._pager import Page, Pager
 from modelyard.client._resources import Events, Members, Tokens, Users, Workspaces
 from modelyard.client.errors import (
@@ -29,6 +30,7 @@ from modelyard.client.errors import (
     TransportError,
     UnsafePathError,
     ValidationError,
+    WaitTimeoutError,
 )
 
 __all__ = [
@@ -41,6 +43,8 @@ __all__ = [
     "Events",
     "Filesets",
     "Members",
+    "ModelVersions",
+    "Models",
     "ModelyardError",
     "NotFoundError",
     "Page",
@@ -58,5 +62,6 @@ __all__ = [
     "UploadSummary",
     "Users",
     "ValidationError",
+    "WaitTimeoutError",
     "Workspaces",
 ]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Any
 
 import httpx
 
 from modelyard.client._filesets import Filesets
 from modelyard.client._http import HTTPTransport, Resource
+from modelyard.client._models import Models
 from modelyard.client._resources import Events, Members, Tokens, Users, Workspaces
 
 
@@ -35,6 +37,7 @@ class Client:
         self.tokens = Tokens(self._transport)
         self.events = Events(self._transport)
         self.filesets = Filesets(self._transport)
+        self.models = Models(self._transport)
 
     @property
     def base_url(self) -> str:
@@ -43,6 +46,14 @@ class Client:
     def me(self) -> Resource:
         """The caller: their user fields and `memberships` [{workspace, role}]."""
         return self._transport.request("GET", "/v1/me")
+
+    def base_model_types(self) -> list[dict[str, Any]]:
+        """Huawei's ListBaseModels: the base model types of the versions you can see, each with how many versions
+        declare it (`versions`, `ready_versions`) and the `architectures`, `families` and largest
+        `max_position_embeddings` their config.json files showed."""
+        response = self._transport.send("GET", "/v1/base-model-types")
+        body = response.json()
+        return [dict(item) for item in body] if isinstance(body, list) else []
 
     def close(self) -> None:
         """Close the underlying httpx client, unless it was passed in."""

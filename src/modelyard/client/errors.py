@@ -13,12 +13,15 @@
     +-- ServerError             5xx  the server failed; report `request_id` to its operator
     +-- ChecksumMismatchError        bytes transferred do not match the sha256 the server listed or answered
     +-- UnsafePathError              a remote file path that would land outside the local download directory
+    +-- WaitTimeoutError             a wait for a model version ended before the version was READY or FAILED;
+                                     also a builtin `TimeoutError`
 
 An answer with any other non-2xx status (405, 415, ...) raises `ModelyardError` itself. `ChecksumMismatchError` and
-`UnsafePathError` are the SDK's own checks of file transfers, with `status_code` None. Errors that come from an
-answer carry the server's error body (`error_code`, `error_msg`, `solution_msg`, `detail`), the HTTP
-`status_code` and the `request_id` from the `X-Request-ID` header; `TransportError` has `status_code` None and
-`error_code` "TRANSPORT_ERROR", and chains the httpx exception as its `__cause__`.
+`UnsafePathError` are the SDK's own checks of file transfers, and `WaitTimeoutError` its own limit on a wait, all
+three with `status_code` None. Errors that come from an answer carry the server's error body (`error_code`,
+`error_msg`, `solution_msg`, `detail`), the HTTP `status_code` and the `request_id` from the `X-Request-ID` header;
+`TransportError` has `status_code` None and `error_code` "TRANSPORT_ERROR", and chains the httpx exception as its
+`__cause__`.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ __all__ = [
     "TransportError",
     "UnsafePathError",
     "ValidationError",
+    "WaitTimeoutError",
 ]
 
 
@@ -125,6 +129,15 @@ class ChecksumMismatchError(ModelyardError):
 class UnsafePathError(ModelyardError):
     """A remote file path that is absolute, contains '..', or would land outside the local directory
     (error_code UNSAFE_PATH); nothing was downloaded."""
+
+
+class WaitTimeoutError(ModelyardError, TimeoutError):
+    """`versions.wait()` gave up after its `timeout` (error_code WAIT_TIMEOUT); `version` is the last answer, still
+    CREATING. Nothing changed on the server: the version may still become READY or FAILED later."""
+
+    def __init__(self, error_msg: str, *, version: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(error_msg, **kwargs)
+        self.version = version
 
 
 BY_STATUS: dict[int, type[ModelyardError]] = {
