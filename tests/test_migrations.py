@@ -40,3 +40,39 @@ def test_readyz_reports_pending_migrations(tmp_path: object, anon: TestClient) -
         command.downgrade(migrate.alembic_config(empty.engine), "base")
         assert c.get("/readyz").status_code == 503
     empty.dispose()
+
+
+def test_sqlite_migrations_keep_data_and_foreign_keys(tmp_path: object) -> None:
+    """Batch migrations copy tables on SQLite; rows of child tables must survive a downgrade and upgrade, and the
+    connection must come back with foreign keys on."""
+    import sqlalchemy as sa
+
+    db = Database(f"sqlite:///{tmp_path}/keep.db")
+    migrate.upgrade(db.engine)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO workspaces (id, name, description, created_by, updated_by, created_at, "
+            "updated_at, version) VALUES ('ws-1', 'w', '', '', '', '2026-01-01', '2026-01-01', 1)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO models (id, workspace_id, name, description, model_type, display_name, "
+            "visibility, labels, base_model_metadata, model_card, training_data_card, version_counter, "
+            "created_by, updated_by, created_at, updated_at, version) VALUES ('m-1', 'ws-1', 'm', '', "
+            "'GENERIC', '', 'PRIVATE', '{}', '{}', '{}', '{}', 0, '', '', '2026-01-01', '2026-01-01', 1)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO model_versions (id, model_id, name, description, status, status_message, "
+            "base_model_type, model_path, local_model_path, source, spec, file_count, total_size, "
+            "created_by, created_at, updated_at, version) VALUES ('v-1', 'm-1', 'v1', '', 'READY', '', "
+            "'X', 'w/f', '', '{}', '{}', 0, 0, '', '2026-01-01', '2026-01-01', 1)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO model_version_files (version_id, path, size, sha256) VALUES ('v-1', 'config.json', 2, 'ab')"
+        )
+    command.downgrade(migrate.alembic_config(db.engine), "0003")
+    migrate.upgrade(db.engine)
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM model_versions")).scalar_one() == 1
+        assert conn.execute(sa.text("SELECT count(*) FROM model_version_files")).scalar_one() == 1
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+    db.dispose()

@@ -1,4 +1,8 @@
-"""Alembic environment: runs on the engine handed over by `modelyard.db.migrate` (SQLite in batch mode)."""
+"""Alembic environment: runs on the engine handed over by `modelyard.db.migrate` (SQLite in batch mode).
+
+On SQLite, batch mode changes a table by copying it and dropping the original; with foreign keys on, that drop
+would cascade into every child table (deleting, say, all versions of all models). So foreign keys are off while
+migrations run, as Alembic's documentation advises, and on again afterwards (the connection returns to the pool)."""
 
 from __future__ import annotations
 
@@ -10,12 +14,21 @@ from modelyard.db.base import Base
 engine = context.config.attributes["engine"]
 
 with engine.connect() as connection:
-    context.configure(
-        connection=connection,
-        target_metadata=Base.metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
-    connection.commit()
+    sqlite = connection.dialect.name == "sqlite"
+    raw = connection.connection.dbapi_connection
+    if sqlite and raw is not None:
+        # Outside any transaction (the PRAGMA is a no-op inside one): the DBAPI connection is in autocommit mode.
+        raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=sqlite,
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+    finally:
+        if sqlite and raw is not None:
+            raw.execute("PRAGMA foreign_keys=ON")
