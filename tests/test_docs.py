@@ -37,7 +37,7 @@ def _examples(text: str) -> list[tuple[str, str, dict[str, str], str, int, str]]
 def _shown_fields(response_body: str) -> dict[str, Any]:
     """The fields an example answer shows with concrete values (those left out are written as ...)."""
     shown = {}
-    for key, value in re.findall(r'"(\w+)": ("[^"]*"|true|false|null|\d+)', response_body):
+    for key, value in re.findall(r'"(\w+)": ("[^"]*"|true|false|null|-?\d+(?:\.\d+)?)', response_body):
         if "..." not in value:
             shown[key] = json.loads(value)
     return shown
