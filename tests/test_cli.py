@@ -588,6 +588,523 @@ def test_base_model_types(run: Run, tmp_path: Path, worker_thread: Worker) -> No
     assert table_rows(run("base-model-types")) == [["LLAMA_3_2_1B", "1", "1", "LlamaForCausalLM", "llama", "131072"]]
 
 
+# --- adapters and lineage ---------------------------------------------------------------------------------------
+
+ADAPTERS = Path(__file__).parent / "fixtures" / "adapters"
+
+
+def _base_model(run: Run, name: str = "tiny-llama", base: str = "tiny-llama") -> str:
+    """A model whose READY version holds tests/fixtures/adapters/bases/<base>/config.json."""
+    ok(run("filesets", "create", "default", f"{name}-files", "--purpose", "model"))
+    ok(run("filesets", "upload", str(ADAPTERS / "bases" / base), f"default/{name}-files"))
+    ok(
+        run(
+            "models",
+            "create",
+            "default",
+            name,
+            "--base-model-type",
+            "TINY",
+            "--model-path",
+            f"default/{name}-files",
+            "--wait",
+            "--timeout",
+            "60",
+        )
+    )
+    return f"default/{name}"
+
+
+def _check_table(text: str) -> dict[str, tuple[str, str]]:
+    """The CHECK / OK / MESSAGE table of a compatibility report as {check: (mark, message)}."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(r"^CHECK\s+OK\s+MESSAGE", line))
+    rows = {}
+    for line in lines[start + 1 :]:
+        match = re.match(r"^(\w+)\s+([✓✗])\s+(.*)$", line)
+        if not match:
+            break
+        rows[match.group(1)] = (match.group(2), match.group(3))
+    return rows
+
+
+def test_adapters_add_shows_the_report(run: Run, worker_thread: Worker) -> None:
+    model = _base_model(run)
+    added = run(
+        "adapters", "add", model, str(ADAPTERS / "lora-llama"), "--name", "support-lora", "--description", "Tickets"
+    )
+    fields = _fields(added)
+    assert fields["name"] == "support-lora"
+    assert fields["model"] == "default/tiny-llama"
+    assert fields["finetuning type"] == "lora"  # read from adapter_config.json
+    assert fields["enabled"] == "yes"
+    assert fields["source"] == "fileset default/support-lora"
+    assert fields["compatibility"] == "compatible (against version v1)"
+    assert fields["lora config"] == "rank 8, alpha 16, dropout 0.05, modules q_proj, v_proj"
+    checks = _check_table(added.stdout)
+    assert set(checks) >= {"peft_type", "rank", "alpha", "target_modules", "tensor_shapes", "layer_indices"}
+    assert all(mark == "✓" for mark, _message in checks.values())
+    assert re.match(r"Uploaded 2 files \(.+\) to default/support-lora in ", added.stderr)
+    assert as_json(run("filesets", "show", "default/support-lora", "--json"))["purpose"] == "model"
+
+    shown = as_json(run("adapters", "show", "default/support-lora", "--json"))
+    assert shown["compatibility"]["status"] == "compatible"
+    assert _check_table(ok(run("adapters", "show", "default/support-lora")).stdout) == checks
+    again = as_json(
+        run(
+            "adapters",
+            "add",
+            model,
+            str(ADAPTERS / "lora-llama"),
+            "--name",
+            "support-lora-2",
+            "--fileset",
+            "support-lora",
+            "--finetuning-type",
+            "LoRA",
+            "--disabled",
+            "--json",
+        )
+    )
+    assert (again["fileset"], again["finetuning_type"], again["enabled"]) == ("default/support-lora", "lora", False)
+    assert (
+        "skipped 2 unchanged files"
+        in run(
+            "adapters",
+            "add",
+            model,
+            str(ADAPTERS / "lora-llama"),
+            "--name",
+            "support-lora-3",
+            "--fileset",
+            "support-lora",
+        ).stderr
+    )
+    failed(
+        run("adapters", "add", model, str(ADAPTERS / "lora-llama"), "--name", "support-lora"), "ADAPTER_ALREADY_EXISTS"
+    )
+
+
+def test_adapters_add_refuses_an_incompatible_adapter(run: Run, worker_thread: Worker) -> None:
+    model = _base_model(run)
+    refused = run("adapters", "add", model, str(ADAPTERS / "broken-hidden-size"), "--name", "wide")
+    stderr = failed(refused, "ADAPTER_INCOMPATIBLE")
+    rows = _check_table(stderr)
+    assert rows["tensor_shapes"][0] == "✗"
+    assert "input features" in rows["tensor_shapes"][1]
+    assert "Uploaded 2 files" in stderr
+    assert f"modelyard adapters register {model} --name wide --fileset default/wide --finetuning-type lora" in stderr
+    failed(run("adapters", "show", "default/wide"), "ADAPTER_NOT_FOUND")
+    # The files stayed: registered from the fileset without an upload, stored disabled on request.
+    stderr = failed(
+        run("adapters", "register", model, "--name", "wide", "--fileset", "wide", "--finetuning-type", "lora"),
+        "ADAPTER_INCOMPATIBLE",
+    )
+    assert "--allow-incompatible" in stderr
+    stored = run(
+        "adapters",
+        "register",
+        model,
+        "--name",
+        "wide",
+        "--fileset",
+        "default/wide",
+        "--finetuning-type",
+        "lora",
+        "--allow-incompatible",
+        "--json",
+    )
+    adapter = as_json(stored)
+    assert (adapter["enabled"], adapter["compatibility"]["status"]) == (False, "incompatible")
+    assert "failed its check and is stored disabled" in stored.stderr
+    assert _check_table(ok(run("adapters", "show", "default/wide")).stdout)["tensor_shapes"][0] == "✗"
+    failed(run("adapters", "enable", "default/wide"), "ADAPTER_INCOMPATIBLE")
+    for fixture, check in (("broken-rank", "rank"), ("broken-layer-index", "layer_indices")):
+        stderr = failed(
+            run("adapters", "add", model, str(ADAPTERS / fixture), "--name", fixture), "ADAPTER_INCOMPATIBLE"
+        )
+        assert _check_table(stderr)[check][0] == "✗"
+
+
+def test_adapters_add_progress_bar_on_a_terminal(
+    live_server: str, admin_token: str, run: Run, worker_thread: Worker
+) -> None:
+    model = _base_model(run)
+    env = {"TTY_COMPATIBLE": "1", "COLUMNS": "150"}  # rich then draws as on a terminal
+    args = ["--url", live_server, "--token", admin_token, "adapters", "add", model, str(ADAPTERS / "lora-llama")]
+    added = ok(CliRunner().invoke(app, [*args, "--name", "support-lora", "--json"], env=env))
+    assert json.loads(added.stdout)["compatibility"]["status"] == "compatible"  # stdout stays clean for scripts
+    assert "Uploading" in added.stderr
+    assert "2/2 files" in added.stderr
+
+
+def test_adapters_list_enable_disable_delete(run: Run, worker_thread: Worker) -> None:
+    llama = _base_model(run)
+    qwen = _base_model(run, "tiny-qwen2", "tiny-qwen2")
+    ok(run("adapters", "add", llama, str(ADAPTERS / "lora-llama"), "--name", "llama-lora"))
+    ok(run("adapters", "add", llama, str(ADAPTERS / "dora-llama"), "--name", "llama-dora"))
+    ok(run("adapters", "add", qwen, str(ADAPTERS / "lora-qwen2"), "--name", "qwen-lora"))
+    assert as_json(run("adapters", "show", "default/llama-dora", "--json"))["finetuning_type"] == "dora"
+
+    def names(*options: str) -> list[str]:
+        return sorted(a["name"] for a in as_json(run("adapters", "list", "default", *options, "--json")))
+
+    assert names() == ["llama-dora", "llama-lora", "qwen-lora"]
+    assert names("--model", "tiny-llama") == ["llama-dora", "llama-lora"]
+    assert names("--model", "default/tiny-qwen2") == ["qwen-lora"]
+    assert names("--finetuning-type", "LORA") == ["llama-lora", "qwen-lora"]
+    assert names("--fileset", "default/qwen-lora") == ["qwen-lora"]
+    assert names("--name-prefix", "llama-") == ["llama-dora", "llama-lora"]
+    assert names("--disabled") == []
+
+    disabled = ok(run("adapters", "disable", "default/llama-dora"))
+    assert disabled.stdout == ""
+    assert "Adapter 'default/llama-dora' is disabled." in disabled.stderr
+    assert names("--disabled") == ["llama-dora"]
+    assert names("--enabled") == ["llama-lora", "qwen-lora"]
+    assert as_json(run("adapters", "enable", "default/llama-dora", "--json"))["enabled"] is True
+    assert names("--disabled") == []
+
+    header = ok(run("adapters", "list", "default")).stdout.splitlines()[0].split()
+    assert header == ["NAME", "MODEL", "VERSION", "TYPE", "ENABLED", "COMPATIBILITY", "SOURCE", "UPDATED"]
+    rows = table_rows(run("adapters", "list", "default", "--sort", "name"))
+    assert [r[:6] for r in rows] == [
+        ["llama-dora", "default/tiny-llama", "v1", "dora", "yes", "compatible"],
+        ["llama-lora", "default/tiny-llama", "v1", "lora", "yes", "compatible"],
+        ["qwen-lora", "default/tiny-qwen2", "v1", "lora", "yes", "compatible"],
+    ]
+    assert len(as_json(run("adapters", "list", "default", "--limit", "2", "--json"))) == 2
+
+    updated = as_json(run("adapters", "update", "default/llama-lora", "--description", "new", "--json"))
+    assert updated["description"] == "new"
+    stderr = failed(run("adapters", "update", "default/llama-lora", "--fileset", "qwen-lora"), "ADAPTER_INCOMPATIBLE")
+    assert "✗" in stderr
+    declined = run("adapters", "delete", "default/llama-lora", input="n\n")
+    assert declined.exit_code == 1
+    deleted = ok(run("adapters", "delete", "default/llama-lora", "--yes"))
+    assert "Deleted adapter 'default/llama-lora'." in deleted.stderr
+    failed(run("adapters", "show", "default/llama-lora"), "ADAPTER_NOT_FOUND")
+    assert as_json(run("filesets", "show", "default/llama-lora", "--json"))["file_count"] == 2  # the files stay
+    registry = as_json(
+        run(
+            "adapters",
+            "register",
+            llama,
+            "--name",
+            "from-mlflow",
+            "--finetuning-type",
+            "lora",
+            "--model-registry",
+            "models:/support-lora/3",
+            "--tracking-uri",
+            "http://mlflow:5000",
+            "--lora-rank",
+            "8",
+            "--lora-alpha",
+            "16",
+            "--lora-target-module",
+            "q_proj",
+            "--json",
+        )
+    )
+    assert registry["model_registry"] == {"uri": "models:/support-lora/3", "tracking_uri": "http://mlflow:5000"}
+    assert registry["lora_config"]["target_modules"] == ["q_proj"]
+    assert registry["compatibility"]["status"] == "unknown"
+    assert (
+        "model registry models:/support-lora/3 at http://mlflow:5000"
+        in ok(run("adapters", "show", "default/from-mlflow")).stdout
+    )
+    hub = as_json(
+        run(
+            "adapters",
+            "register",
+            llama,
+            "--name",
+            "from-hub",
+            "--finetuning-type",
+            "lora",
+            "--huggingface-name",
+            "acme/support-lora@main",
+            "--workspace",
+            "default",
+            "--idempotency-key",
+            "k1",
+            "--json",
+        )
+    )
+    assert hub["source"]["type"] == "huggingface"
+    failed(
+        run(
+            "adapters",
+            "register",
+            llama,
+            "--name",
+            "on-disk",
+            "--finetuning-type",
+            "lora",
+            "--location",
+            "/srv/adapters/x",
+        ),
+        "LOCAL_PATH_NOT_ALLOWED",
+    )
+
+
+def test_lineage_commands_and_the_adapter_graph(run: Run, worker_thread: Worker) -> None:
+    model = _base_model(run)
+    dataset = as_json(
+        run(
+            "datasets",
+            "create",
+            "default",
+            "tickets",
+            "--source",
+            "huggingface:acme/tickets",
+            "--feature",
+            "question",
+            "--feature",
+            "answer",
+            "--description",
+            "Tickets",
+            "--json",
+        )
+    )
+    assert (dataset["source"], dataset["features"]) == (
+        {"type": "huggingface", "ref": "acme/tickets"},
+        ["question", "answer"],
+    )
+    prompt = as_json(
+        run(
+            "prompts",
+            "create",
+            "default",
+            "support",
+            "--dataset",
+            "tickets",
+            "--prompt-template",
+            "Q: {question} A: {answer}",
+            "--input-template",
+            "Q: {question} A:",
+            "--completion-template",
+            " {answer}",
+            "--json",
+        )
+    )
+    assert prompt["dataset"] == "tickets"
+    job = as_json(
+        run(
+            "fine-tuning-jobs",
+            "create",
+            "default",
+            "job-1",
+            "--base-model",
+            "tiny-llama",
+            "--base-model-version",
+            "v1",
+            "--dataset",
+            "tickets",
+            "--prompt",
+            "support",
+            "--adapter-name",
+            "support-lora",
+            "--dataset-fraction",
+            "0.5",
+            "--train-test-split",
+            "0.8",
+            "--hyperparameter",
+            "epochs=3",
+            "--hyperparameter",
+            "learning_rate=2e-4",
+            "--hyperparameter",
+            "optimizer=adamw",
+            "--status",
+            "running",
+            "--json",
+        )
+    )
+    assert job["hyperparameters"] == {"epochs": 3, "learning_rate": 2e-4, "optimizer": "adamw"}
+    assert (job["status"], job["base_model"], job["base_model_version"]) == ("RUNNING", model, "v1")
+    ok(run("fine-tuning-jobs", "create", "default", "job-2", "--base-model", model))
+
+    ok(
+        run(
+            "adapters",
+            "add",
+            model,
+            str(ADAPTERS / "lora-llama"),
+            "--name",
+            "support-lora",
+            "--fine-tuning-job",
+            "job-1",
+            "--prompt",
+            "support",
+        )
+    )
+    ok(run("adapters", "add", model, str(ADAPTERS / "lora-llama"), "--name", "plain", "--fileset", "support-lora"))
+    tree = ok(run("adapters", "lineage", "default/support-lora")).stdout
+    assert tree.splitlines()[0] == "adapter default/support-lora"
+    for line in (
+        "adapts model version v1",
+        "version of model default/tiny-llama",
+        "produced by fine-tuning job job-1",
+        "formatted by prompt support",
+        "fed by dataset tickets",
+    ):
+        assert line in tree, tree
+    graph = as_json(run("adapters", "lineage", "default/support-lora", "--json"))
+    assert {n["kind"] for n in graph["nodes"]} == {
+        "dataset",
+        "prompt",
+        "fine_tuning_job",
+        "adapter",
+        "model_version",
+        "model",
+    }
+    split = as_json(run("adapters", "dataset-split", "default/support-lora", "--json"))
+    assert split == {
+        "dataset_fraction": pytest.approx(0.5),
+        "train_test_split": pytest.approx(0.8),
+        "fine_tuning_job": "job-1",
+    }
+    default_split = _fields(run("adapters", "dataset-split", "default/plain"))
+    assert default_split == {
+        "dataset fraction": "1.0",
+        "train/test split": "0.9",
+        "fine-tuning job": "none (the defaults)",
+    }
+    assert (
+        as_json(run("adapters", "update", "default/plain", "--fine-tuning-job", "job-2", "--json"))["fine_tuning_job"]
+        == "job-2"
+    )
+
+    assert [d["name"] for d in as_json(run("datasets", "list", "default", "--name-prefix", "tick", "--json"))] == [
+        "tickets"
+    ]
+    assert table_rows(run("datasets", "list", "default"))[0][:3] == ["tickets", "huggingface:acme/tickets", "question,"]
+    assert [p["name"] for p in as_json(run("prompts", "list", "default", "--json"))] == ["support"]
+    assert [
+        j["name"] for j in as_json(run("fine-tuning-jobs", "list", "default", "--status", "pending", "--json"))
+    ] == ["job-2"]
+    assert [r[0] for r in table_rows(run("fine-tuning-jobs", "list", "default", "--sort", "name"))] == [
+        "job-1",
+        "job-2",
+    ]
+    assert _fields(run("datasets", "show", "default/tickets"))["features"] == "question, answer"
+    assert as_json(run("datasets", "update", "default/tickets", "--feature", "q", "--json"))["features"] == ["q"]
+    assert _fields(run("prompts", "show", "default/support"))["dataset"] == "tickets"
+    assert (
+        as_json(run("prompts", "update", "default/support", "--completion-template", "{answer}", "--json"))[
+            "completion_template"
+        ]
+        == "{answer}"
+    )
+    finished = as_json(
+        run(
+            "fine-tuning-jobs",
+            "update",
+            "default/job-1",
+            "--status",
+            "completed",
+            "--finished-at",
+            "2025-06-02T10:00:00",
+            "--hyperparameter",
+            "epochs=4",
+            "--json",
+        )
+    )
+    assert (finished["status"], finished["hyperparameters"]) == ("COMPLETED", {"epochs": 4})
+    assert finished["finished_at"].startswith("2025-06-02T10:00:00")
+    assert _fields(run("fine-tuning-jobs", "show", "default/job-1"))["status"] == "COMPLETED"
+    ok(run("fine-tuning-jobs", "delete", "default/job-2", "--yes"))
+    failed(run("fine-tuning-jobs", "show", "default/job-2"), "FINE_TUNING_JOB_NOT_FOUND")
+    ok(run("prompts", "delete", "default/support", "--yes"))
+    ok(run("datasets", "delete", "default/tickets", "--yes"))
+    assert as_json(run("datasets", "list", "default", "--json")) == []
+    failed(
+        run("datasets", "create", "default", "d", "--source", "url:https://x", "--description", "x" * 1001),
+        "VALIDATION_ERROR",
+    )
+
+
+def test_adapters_and_lineage_usage_errors(run: Run, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args in (
+        ("adapters", "add", "tiny-llama", str(ADAPTERS / "lora-llama"), "--name", "x"),  # not WS/MODEL
+        ("adapters", "add", "default/m", str(tmp_path / "missing"), "--name", "x"),
+        ("adapters", "add", "default/m", str(empty), "--name", "x"),  # no adapter_config.json, no --finetuning-type
+        ("adapters", "add", "default/m", str(ADAPTERS / "lora-llama")),  # no --name
+        ("adapters", "add", "default/m", str(ADAPTERS / "lora-llama"), "--name", "x", "--fileset", "a/b/c"),
+        ("adapters", "add", "default/m", str(ADAPTERS / "lora-llama"), "--name", "x", "--lora-alpha", "16"),
+        ("adapters", "register", "default/m", "--name", "x", "--finetuning-type", "lora"),  # no source
+        (
+            "adapters",
+            "register",
+            "default/m",
+            "--name",
+            "x",
+            "--finetuning-type",
+            "lora",
+            "--fileset",
+            "f",
+            "--huggingface-name",
+            "a/b",
+        ),
+        (
+            "adapters",
+            "register",
+            "default/m",
+            "--name",
+            "x",
+            "--finetuning-type",
+            "lora",
+            "--fileset",
+            "f",
+            "--tracking-uri",
+            "http://mlflow",
+        ),
+        ("adapters", "show", "x"),
+        ("adapters", "lineage", "a/b/c"),
+        ("datasets", "create", "default", "d", "--source", "ftp:x"),
+        ("datasets", "create", "default", "d"),
+        ("fine-tuning-jobs", "create", "default", "j", "--base-model", "m", "--hyperparameter", "epochs"),
+        ("fine-tuning-jobs", "update", "default/j", "--started-at", "yesterday"),
+        ("prompts", "show", "support"),
+    ):
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.stdout, result.stderr)
+    assert ok(run("adapters", "list", "default")).stderr.strip() == "(no results)"
+    failed(run("adapters", "list", "nowhere"), "WORKSPACE_NOT_FOUND")
+    failed(
+        run(
+            "adapters",
+            "register",
+            "default/nope",
+            "--name",
+            "x",
+            "--finetuning-type",
+            "lora",
+            "--model-registry",
+            "models:/x/1",
+        ),
+        "MODEL_NOT_FOUND",
+    )
+    failed(
+        run(
+            "adapters",
+            "register",
+            "default/nope",
+            "--name",
+            "x",
+            "--finetuning-type",
+            "lorax",
+            "--model-registry",
+            "models:/x/1",
+        ),
+        "VALIDATION_ERROR",
+    )
+    failed(run("fine-tuning-jobs", "create", "default", "j", "--base-model", "nope"), "MODEL_NOT_FOUND")
+
+
 # --- errors, options and configuration --------------------------------------------------------------------------
 
 
@@ -657,7 +1174,10 @@ def test_help_does_not_import_the_sdk() -> None:
     assert out.strip() == "[]"
     helped = CliRunner().invoke(app, ["--help"])
     assert helped.exit_code == 0
-    groups = ("workspaces", "members", "users", "tokens", "events", "filesets", "models", "base-model-types", "me")
+    groups = (
+        "workspaces", "members", "users", "tokens", "events", "filesets", "models", "base-model-types", "me",
+        "adapters", "datasets", "prompts", "fine-tuning-jobs",
+    )  # fmt: skip
     for group in (*groups, "serve", "worker", "db"):
         assert group in helped.stdout
 
@@ -749,6 +1269,12 @@ def test_cli_reference_documents_every_command_and_option() -> None:
         "models create", "models list", "models show", "models update", "models set-current", "models delete",
         "models versions create", "models versions list", "models versions show", "models versions files",
         "models versions update", "models versions delete", "models versions wait", "base-model-types",
+        "adapters add", "adapters register", "adapters list", "adapters show", "adapters update", "adapters enable",
+        "adapters disable", "adapters delete", "adapters dataset-split", "adapters lineage",
+        "datasets create", "datasets list", "datasets show", "datasets update", "datasets delete",
+        "prompts create", "prompts list", "prompts show", "prompts update", "prompts delete",
+        "fine-tuning-jobs create", "fine-tuning-jobs list", "fine-tuning-jobs show", "fine-tuning-jobs update",
+        "fine-tuning-jobs delete",
     }  # fmt: skip
     assert commands <= set(sections), commands - set(sections)
     runner = CliRunner()

@@ -66,14 +66,17 @@ def sdk_as(app: FastAPI, sdk: Client, user: str, workspaces: dict[str, str] | No
 
 def test_public_surface() -> None:
     assert sorted(modelyard.client.__all__) == [
+        "Adapters",
         "AuthenticationError",
         "BadRequestError",
         "ChecksumMismatchError",
         "Client",
         "ConflictError",
+        "Datasets",
         "DownloadSummary",
         "Events",
         "Filesets",
+        "FineTuningJobs",
         "Members",
         "ModelVersions",
         "Models",
@@ -84,6 +87,7 @@ def test_public_surface() -> None:
         "PayloadTooLargeError",
         "PermissionDeniedError",
         "PreconditionFailedError",
+        "Prompts",
         "RemoteFile",
         "Resource",
         "ServerError",

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from rich.table import Table
+    from rich.console import RenderableType
 
     from modelyard.client import Client, ModelyardError
 
@@ -155,16 +155,17 @@ def _is_time(key: str) -> bool:
     return key == "at" or key.endswith("_at")
 
 
-def _print_table(table: Table, stderr: bool) -> None:
+def print_rich(renderable: RenderableType, *, stderr: bool = False) -> None:
+    """A Rich table or tree, on stdout (or stderr)."""
     console = Console(stderr=stderr, highlight=False)
     if console.is_terminal:
-        console.print(table)
+        console.print(renderable)
         return
     # Piped or captured: never fold cells, so that each row stays one line for grep and friends, and drop the
     # padding rich puts after the last column.
     console.width = 1000
     with console.capture() as captured:
-        console.print(table)
+        console.print(renderable)
     for line in captured.get().splitlines():
         console.out(line.rstrip(), highlight=False)
 
@@ -177,7 +178,7 @@ def print_table(items: Sequence[Mapping[str, Any]], columns: Columns, *, stderr:
         table.add_column(header, overflow="fold")
     for item in items:
         table.add_row(*(_cell(item.get(key), short_time=_is_time(key)) for key, _header in columns))
-    _print_table(table, stderr)
+    print_rich(table, stderr=stderr)
     if not items:
         error_console().print("(no results)", style="dim", markup=False)
 
@@ -191,7 +192,7 @@ def print_fields(item: Mapping[str, Any], fields: Columns | None = None, *, stde
     table.add_column("value", overflow="fold")
     for key, label in fields or [(k, k) for k in item]:
         table.add_row(label, _cell(item.get(key)))
-    _print_table(table, stderr)
+    print_rich(table, stderr=stderr)
 
 
 def show(item: Mapping[str, Any], as_json: bool, fields: Columns | None = None) -> None:

@@ -10,9 +10,11 @@ It depends on httpx and the standard library only, never on the server's modules
             print(workspace["name"])
 """
 
+from modelyard.client._adapters import Adapters
 from modelyard.client._client import Client
 from modelyard.client._filesets import DownloadSummary, Filesets, RemoteFile, TransferEvent, UploadSummary
 from modelyard.client._http import Resource
+from modelyard.client._lineage import Datasets, FineTuningJobs, Prompts
 from modelyard.client._models import Models, ModelVersions
 from modelyard.client._pager import Page, Pager
 from modelyard.client._resources import Events, Members, Tokens, Users, Workspaces
@@ -34,14 +36,17 @@ from modelyard.client.errors import (
 )
 
 __all__ = [
+    "Adapters",
     "AuthenticationError",
     "BadRequestError",
     "ChecksumMismatchError",
     "Client",
     "ConflictError",
+    "Datasets",
     "DownloadSummary",
     "Events",
     "Filesets",
+    "FineTuningJobs",
     "Members",
     "ModelVersions",
     "Models",
@@ -52,6 +57,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "PreconditionFailedError",
+    "Prompts",
     "RemoteFile",
     "Resource",
     "ServerError",

@@ -7,8 +7,10 @@ from typing import Any
 
 import httpx
 
+from modelyard.client._adapters import Adapters
 from modelyard.client._filesets import Filesets
 from modelyard.client._http import HTTPTransport, Resource
+from modelyard.client._lineage import Datasets, FineTuningJobs, Prompts
 from modelyard.client._models import Models
 from modelyard.client._resources import Events, Members, Tokens, Users, Workspaces
 
@@ -38,6 +40,10 @@ class Client:
         self.events = Events(self._transport)
         self.filesets = Filesets(self._transport)
         self.models = Models(self._transport)
+        self.adapters = Adapters(self._transport, self.filesets)
+        self.datasets = Datasets(self._transport)
+        self.prompts = Prompts(self._transport)
+        self.fine_tuning_jobs = FineTuningJobs(self._transport)
 
     @property
     def base_url(self) -> str:
