@@ -556,3 +556,24 @@ def test_hugging_face_adapter_is_checked_by_the_worker(
     assert bad["enabled"] is False
     disabled = client.get(f"{WS}/events", params={"action": "adapter.disabled"}).json()["data"]
     assert [e["resource"]["name"] for e in disabled] == ["hf-broken"]
+
+
+def test_deleting_a_linked_job_is_logged_on_the_adapter(client: TestClient, llama: str) -> None:
+    client.post(f"{WS}/fine-tuning-jobs", json={"name": "job", "base_model": "tiny-llama"})
+    add(client, llama, {"name": "a", "fileset": "lora-llama", "finetuning_type": "lora", "fine_tuning_job": "job"})
+    etag = client.get(f"{WS}/fine-tuning-jobs/job").headers["etag"]
+    r = client.patch(f"{WS}/fine-tuning-jobs/job", json={"status": "COMPLETED"}, headers={"If-Match": etag})
+    assert r.status_code == 200
+    assert r.headers["etag"] != etag
+    assert client.delete(f"{WS}/fine-tuning-jobs/job").status_code == 204
+    assert client.get(f"{WS}/adapters/a").json()["fine_tuning_job"] is None
+    updates = client.get(f"{WS}/events", params={"action": "adapter.updated"}).json()["data"]
+    assert updates[0]["resource"]["name"] == "a"
+    assert updates[0]["changes"] == {"fine_tuning_job": ["job", None]}
+    r = add(
+        client,
+        llama,
+        {"name": "b", "fileset": "lora-llama", "finetuning_type": "lora", "lora_config": {"rank": 8, "alpha": 16}},
+    )
+    assert r.json()["lora_config"]["alpha"] == 16
+    assert isinstance(r.json()["lora_config"]["alpha"], int)

@@ -69,7 +69,7 @@ def _not_blank(field: str) -> Any:
 
 class LoraConfig(Schema):
     rank: int = Field(ge=1, le=65536)
-    alpha: float | None = Field(default=None, gt=0)
+    alpha: int | float | None = Field(default=None, gt=0)
     dropout: float | None = Field(default=None, ge=0, lt=1)
     target_modules: list[Annotated[str, Field(min_length=1, max_length=255)]] | None = Field(
         default=None, max_length=256

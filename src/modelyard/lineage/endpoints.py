@@ -103,9 +103,15 @@ def get_dataset(name: str, access: WorkspaceReader, session: DbSession, response
 
 @router.patch("/datasets/{name}")
 def update_dataset(
-    name: str, body: DatasetUpdate, access: WorkspaceEditor, session: DbSession, if_match: IfMatch = None
+    name: str,
+    body: DatasetUpdate,
+    access: WorkspaceEditor,
+    session: DbSession,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> DatasetRead:
     obj = service.update(session, Dataset, access, name, body.model_dump(exclude_unset=True), if_match)
+    response.headers["ETag"] = etag_of(obj)
     return _datasets([obj], access.workspace.name)[0]
 
 
@@ -139,9 +145,15 @@ def get_prompt(name: str, access: WorkspaceReader, session: DbSession, response:
 
 @router.patch("/prompts/{name}")
 def update_prompt(
-    name: str, body: PromptUpdate, access: WorkspaceEditor, session: DbSession, if_match: IfMatch = None
+    name: str,
+    body: PromptUpdate,
+    access: WorkspaceEditor,
+    session: DbSession,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> PromptRead:
     obj = service.update(session, Prompt, access, name, body.model_dump(exclude_unset=True), if_match)
+    response.headers["ETag"] = etag_of(obj)
     return _prompts(session, [obj], access.workspace.name)[0]
 
 
@@ -177,9 +189,15 @@ def get_fine_tuning_job(name: str, access: WorkspaceReader, session: DbSession, 
 
 @router.patch("/fine-tuning-jobs/{name}")
 def update_fine_tuning_job(
-    name: str, body: JobUpdate, access: WorkspaceEditor, session: DbSession, if_match: IfMatch = None
+    name: str,
+    body: JobUpdate,
+    access: WorkspaceEditor,
+    session: DbSession,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> JobRead:
     obj = service.update(session, FineTuningJob, access, name, body.model_dump(exclude_unset=True), if_match)
+    response.headers["ETag"] = etag_of(obj)
     return _jobs(session, [obj], access.workspace.name)[0]
 
 

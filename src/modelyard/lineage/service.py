@@ -180,5 +180,28 @@ def update(
 def delete(session: Session, table: type[Record], ws: WorkspaceAccess, name: str, if_match: str | None) -> None:
     obj = get(session, table, ws, name)
     check_if_match(if_match, obj)
+    _unlink_adapters(session, ws, obj)
     session.delete(obj)
     _record(session, ws, "deleted", obj, {})
+
+
+def _unlink_adapters(session: Session, ws: WorkspaceAccess, obj: Any) -> None:
+    """The database unlinks adapters from a deleted job or prompt (SET NULL); say so in each adapter's log."""
+    from modelyard.adapter.tables import Adapter
+
+    column = {FineTuningJob: Adapter.fine_tuning_job_id, Prompt: Adapter.prompt_id}.get(type(obj))
+    if column is None:
+        return
+    field = "fine_tuning_job" if type(obj) is FineTuningJob else "prompt"
+    for adapter in session.scalars(sa.select(Adapter).where(column == obj.id)):
+        events.record(
+            session,
+            actor=ws.principal.name,
+            action="adapter.updated",
+            kind="adapter",
+            name=adapter.name,
+            resource_id=adapter.id,
+            workspace_id=adapter.workspace_id,
+            workspace=ws.workspace.name,
+            changes={field: [obj.name, None]},
+        )
