@@ -1105,6 +1105,142 @@ def test_adapters_and_lineage_usage_errors(run: Run, tmp_path: Path) -> None:
     failed(run("fine-tuning-jobs", "create", "default", "j", "--base-model", "nope"), "MODEL_NOT_FOUND")
 
 
+# --- model templates --------------------------------------------------------------------------------------------
+
+TEMPLATE_YAML = """\
+name: vllm-chat
+description: vLLM chat server
+endpoint_type: STREAMING
+model_type: CHAT_COMPLETION
+endpoint_protocol: VLLM
+vendor_configuration:
+  bundle_config:
+    registry: registry.example.com
+    image: vllm
+    tag: 0.6.3
+    command: [vllm, serve, "${model_weights_uri}", --max-model-len, "${max_model_len}"]
+  endpoint_config:
+    gpus: 1
+    gpu_type: nvidia-ampere-a10
+model_creation_parameters_schema:
+  parameters:
+    - {name: model_weights_uri, type: str, description: Where the weights are, required: true}
+    - {name: max_model_len, type: int, description: Context length, required: false}
+model_request_parameters_schema:
+  parameters:
+    - {name: lang, type: str, description: Answer language, required: true}
+    - {name: n, type: int, description: How many answers, required: false}
+"""
+
+
+def test_templates(run: Run, tmp_path: Path) -> None:
+    import yaml
+
+    (tmp_path / "template.yaml").write_text(TEMPLATE_YAML)
+    body = yaml.safe_load(TEMPLATE_YAML)
+    (tmp_path / "embed.json").write_text(
+        json.dumps({**body, "name": "embedder", "model_type": "EMBEDDING", "endpoint_type": "SYNC"})
+    )
+    ok(run("workspaces", "create", "other"))
+
+    created = as_json(run("templates", "create", "default", "-f", str(tmp_path / "template.yaml"), "--json"))
+    assert (created["name"], created["workspace"], created["endpoint_protocol"]) == ("vllm-chat", "default", "VLLM")
+    assert created["vendor_configuration"]["bundle_config"]["tag"] == "0.6.3"  # a string, as YAML wrote it
+    assert created["vendor_configuration"]["endpoint_config"]["memory"] == "8Gi"
+    table = ok(run("templates", "create", "other", "--file", str(tmp_path / "embed.json")))
+    assert re.search(r"^name\s+embedder\s*$", table.stdout, re.MULTILINE)
+    assert re.search(r"^image\s+registry\.example\.com/vllm:0\.6\.3\s*$", table.stdout, re.MULTILINE)
+    renamed = as_json(run("templates", "create", "other", "-f", str(tmp_path / "embed.json"), "--name", "e2", "--json"))
+    assert renamed["name"] == "e2"
+
+    every = as_json(run("templates", "list", "--json", "--sort", "name"))
+    assert [(t["workspace"], t["name"]) for t in every] == [
+        ("other", "e2"), ("other", "embedder"), ("default", "vllm-chat")
+    ]  # fmt: skip
+    assert [t["name"] for t in as_json(run("templates", "list", "--all", "--type", "embedding", "--json"))] == [
+        "e2",
+        "embedder",
+    ]
+    assert [t["name"] for t in as_json(run("templates", "list", "default", "--json"))] == ["vllm-chat"]
+    rows = table_rows(run("templates", "list", "other", "--sort", "name", "--endpoint-type", "sync"))
+    assert [r[:2] for r in rows] == [["other", "e2"], ["other", "embedder"]]
+    assert ok(run("templates", "list")).stdout.splitlines()[0].split()[:3] == ["WORKSPACE", "NAME", "MODEL"]
+
+    shown = ok(run("templates", "show", "default/vllm-chat")).stdout
+    assert "model_weights_uri (str, required), max_model_len (int)" in shown
+    assert "1 x nvidia-ampere-a10" in shown
+    assert as_json(run("templates", "show", "default/vllm-chat", "--json"))["id"] == created["id"]
+    updated = as_json(run("templates", "update", "default/vllm-chat", "--description", "new", "--json"))
+    assert updated["description"] == "new"
+
+    # a model from the template: --param values go as strings, and the server says what it coerced
+    made = run(
+        "models", "create", "default", "llama-chat", "--template", "vllm-chat",
+        "--param", "model_weights_uri=s3://weights/llama", "--param", "max_model_len=8192", "--json",
+    )  # fmt: skip
+    model = as_json(made)
+    assert model["model_type"] == "CHAT_COMPLETION"
+    assert model["model_creation_parameters"] == {"model_weights_uri": "s3://weights/llama", "max_model_len": 8192}
+    assert 'Read max_model_len="8192" as int 8192.' in made.stderr
+    table = ok(run("models", "show", "default/llama-chat")).stdout
+    assert re.search(r"^template\s+default/vllm-chat\s*$", table, re.MULTILINE)
+    stderr = failed(
+        run("models", "create", "default", "bad", "--template", "vllm-chat", "--param", "max_model_len=long"),
+        "INVALID_MODEL_CREATION_PARAMETERS",
+    )
+    assert "model_creation_parameters.model_weights_uri" in stderr
+    assert "model_creation_parameters.max_model_len" in stderr
+
+    launch = yaml.safe_load(ok(run("models", "launch-config", "default/llama-chat")).stdout)
+    assert launch["model_template"] == "default/vllm-chat"
+    bundle = launch["vendor_configuration"]["bundle_config"]
+    assert bundle["command"] == ["vllm", "serve", "s3://weights/llama", "--max-model-len", "8192"]
+    assert bundle["env"] == {"model_weights_uri": "s3://weights/llama", "max_model_len": "8192"}
+    assert as_json(run("models", "launch-config", "default/llama-chat", "--json")) == launch
+
+    checked = run("models", "validate-request", "default/llama-chat", "--binding", "lang=en", "--binding", "n=2")
+    assert table_rows(checked) == [["lang", "en", "str"], ["n", "2", "int"]]
+    assert 'Read n="2" as int 2.' in checked.stderr
+    answer = as_json(run("models", "validate-request", "default/llama-chat", "--binding", "lang=en", "--json"))
+    assert answer == {"model_request_parameters": {"bindings": {"lang": "en"}}, "coercions": []}
+    stderr = failed(
+        run("models", "validate-request", "default/llama-chat", "--binding", "n=many", "--binding", "x=1"),
+        "INVALID_MODEL_REQUEST_PARAMETERS",
+    )
+    for name in ("lang", "n", "x"):
+        assert f"model_request_parameters.bindings.{name}:" in stderr
+    schema = as_json(run("models", "request-schema", "default/llama-chat", "--json"))
+    assert "model_request_parameters" in schema["required"]
+    assert yaml.safe_load(ok(run("models", "request-schema", "default/llama-chat")).stdout) == schema
+
+    stderr = failed(run("templates", "delete", "default/vllm-chat", "--yes"), "MODEL_TEMPLATE_IN_USE")
+    assert "default/llama-chat" in stderr
+    ok(run("models", "delete", "default/llama-chat", "--yes"))
+    declined = run("templates", "delete", "default/vllm-chat", input="n\n")
+    assert declined.exit_code == 1
+    deleted = ok(run("templates", "delete", "default/vllm-chat", "--yes"))
+    assert "Deleted model template 'default/vllm-chat'" in deleted.stderr
+    failed(run("templates", "show", "default/vllm-chat"), "MODEL_TEMPLATE_NOT_FOUND")
+
+
+def test_templates_usage_errors(run: Run, tmp_path: Path) -> None:
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    (tmp_path / "bad.json").write_text("{not json")
+    for args, hint in (
+        (("templates", "create", "default", "-f", str(tmp_path / "missing.yaml")), "Cannot read"),
+        (("templates", "create", "default", "-f", str(tmp_path / "list.yaml")), "must hold one object"),
+        (("templates", "create", "default", "-f", str(tmp_path / "bad.json")), "not valid JSON"),
+        (("templates", "list", "default", "--all"), "either WS or --all"),
+        (("templates", "show", "vllm-chat"), "workspace/name"),
+        (("models", "create", "default", "m", "--param", "a=1"), "--param needs --template"),
+        (("models", "create", "default", "m", "--template", "t", "--param", "a"), "not KEY=VALUE"),
+        (("models", "validate-request", "default/m", "--binding", "=1"), "not KEY=VALUE"),
+    ):
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.stdout, result.stderr)
+        assert hint in result.stderr, (args, result.stderr)
+
+
 # --- errors, options and configuration --------------------------------------------------------------------------
 
 
@@ -1176,7 +1312,7 @@ def test_help_does_not_import_the_sdk() -> None:
     assert helped.exit_code == 0
     groups = (
         "workspaces", "members", "users", "tokens", "events", "filesets", "models", "base-model-types", "me",
-        "adapters", "datasets", "prompts", "fine-tuning-jobs",
+        "adapters", "datasets", "prompts", "fine-tuning-jobs", "templates",
     )  # fmt: skip
     for group in (*groups, "serve", "worker", "db"):
         assert group in helped.stdout
@@ -1275,6 +1411,8 @@ def test_cli_reference_documents_every_command_and_option() -> None:
         "prompts create", "prompts list", "prompts show", "prompts update", "prompts delete",
         "fine-tuning-jobs create", "fine-tuning-jobs list", "fine-tuning-jobs show", "fine-tuning-jobs update",
         "fine-tuning-jobs delete",
+        "templates create", "templates list", "templates show", "templates update", "templates delete",
+        "models launch-config", "models validate-request", "models request-schema",
     }  # fmt: skip
     assert commands <= set(sections), commands - set(sections)
     runner = CliRunner()

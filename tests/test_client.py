@@ -78,6 +78,7 @@ def test_public_surface() -> None:
         "Filesets",
         "FineTuningJobs",
         "Members",
+        "ModelTemplates",
         "ModelVersions",
         "Models",
         "ModelyardError",

@@ -125,6 +125,29 @@ def parse_timestamp(value: str | None, option: str) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+def _yaml() -> Any:
+    """PyYAML, imported only when a command reads or prints YAML."""
+    import yaml
+
+    return yaml
+
+
+def load_yaml(text: str) -> Any:
+    """YAML (which also reads JSON) as Python values."""
+    return _yaml().safe_load(text)
+
+
+def yaml_error() -> type[Exception]:
+    error: type[Exception] = _yaml().YAMLError
+    return error
+
+
+def print_yaml(data: Any) -> None:
+    """JSON values as block YAML, keys in the order given."""
+    text = _yaml().safe_dump(json.loads(json.dumps(data)), sort_keys=False, allow_unicode=True)
+    typer.echo(text, nl=False)
+
+
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from modelyard.cli import adapters, events, filesets, lineage, members, models, server, tokens, users, workspaces
+from modelyard.cli import (
+    adapters,
+    events,
+    filesets,
+    lineage,
+    members,
+    models,
+    server,
+    templates,
+    tokens,
+    users,
+    workspaces,
+)
 from modelyard.cli._common import Connection, TokenOption, UrlOption
 
 app = typer.Typer(
@@ -33,6 +45,7 @@ app.add_typer(tokens.app, name="tokens")
 app.add_typer(events.app, name="events")
 app.add_typer(filesets.app, name="filesets")
 app.add_typer(models.app, name="models")
+app.add_typer(templates.app, name="templates")
 app.add_typer(adapters.app, name="adapters")
 app.add_typer(lineage.datasets_app, name="datasets")
 app.add_typer(lineage.prompts_app, name="prompts")

@@ -5,6 +5,7 @@ A new version is CREATING until the server's worker has checked its files; `--wa
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -26,6 +27,7 @@ from modelyard.cli._common import (
     error_console,
     page_size_for,
     print_json,
+    print_yaml,
     show,
     show_list,
     take,
@@ -121,6 +123,7 @@ VERSION_COLUMNS = [
     ("created_at", "CREATED"),
     ("status_message", "MESSAGE"),
 ]
+BINDING_COLUMNS = [("name", "NAME"), ("value", "VALUE"), ("type", "TYPE")]
 FILE_COLUMNS = [("path", "PATH"), ("size", "SIZE"), ("sha256", "SHA256")]
 BASE_MODEL_TYPE_COLUMNS = [
     ("base_model_type", "BASE MODEL TYPE"),
@@ -173,6 +176,20 @@ def _labels(values: Sequence[str] | None) -> dict[str, str] | None:
             raise typer.BadParameter(f"{value!r} is not KEY=VALUE (e.g. team=nlp)", param_hint="--label")
         labels[key] = text
     return labels
+
+
+def _assignments(values: Sequence[str] | None, option: str, example: str) -> dict[str, str] | None:
+    """Repeated KEY=VALUE options as a dict of strings (None when none were given); the server reads each value
+    as its parameter's declared type ("8192" as 8192 for an int)."""
+    if not values:
+        return None
+    found: dict[str, str] = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{value!r} is not KEY=VALUE (e.g. {example})", param_hint=option)
+        found[key] = text
+    return found
 
 
 def _version_options(
@@ -268,6 +285,9 @@ def _model_table(model: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[s
     ):
         if model.get(key):
             fields.append((key, label))
+    if model.get("model_template"):
+        row["creation_parameters"] = _label_text(model.get("model_creation_parameters"))
+        fields += [("model_template", "template"), ("creation_parameters", "creation parameters")]
     fields.append(("current", "current version"))
     new_version = model.get("new_version")
     if isinstance(new_version, Mapping):
@@ -293,6 +313,22 @@ def _show_model(model: Mapping[str, Any], as_json: bool) -> None:
         return
     row, fields = _model_table(model)
     show(row, False, fields)
+
+
+def _report_coercions(answer: Mapping[str, Any]) -> None:
+    """What the server read as another type ("8192" as the int 8192), one line each on stderr."""
+    for item in answer.get("coercions") or []:
+        if isinstance(item, Mapping):
+            name = str((item.get("loc") or ["?"])[-1])
+            done(f"Read {name}={json.dumps(item.get('input'))} as {item.get('type')} {json.dumps(item.get('value'))}.")
+
+
+def _print_document(data: Mapping[str, Any], as_json: bool) -> None:
+    """A nested document for people as YAML, for scripts as JSON."""
+    if as_json:
+        print_json(data)
+    else:
+        print_yaml(data)
 
 
 def _model_row(model: Mapping[str, Any]) -> dict[str, Any]:
@@ -446,6 +482,24 @@ def create_model(
     version_description: Annotated[
         str | None, typer.Option(help="The first version's description", show_default=False)
     ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            "--template",
+            metavar="TEMPLATE",
+            help="Make the model from this model template: NAME (same workspace) or WS/NAME",
+            show_default=False,
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            metavar="KEY=VALUE",
+            help="A creation parameter of the template (read as its declared type); repeat for more",
+            show_default=False,
+        ),
+    ] = None,
     wait: WaitOption = False,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     idempotency_key: IdempotencyOption = None,
@@ -453,10 +507,14 @@ def create_model(
     token: TokenOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a model (editors), with a first version when --base-model-type and a path are given."""
+    """Create a model (editors), with a first version when --base-model-type and a path are given, or from a
+    model template with --template and its creation parameters as --param KEY=VALUE."""
     from modelyard.client import Resource
 
     labels = _labels(label)
+    parameters = _assignments(param, "'--param'", "max_model_len=8192")
+    if parameters is not None and template is None:
+        raise typer.BadParameter("--param needs --template: parameters are the template's", param_hint="'--param'")
     version = _version_options(base_model_type, model_path, local_model_path, version_name, version_description)
     if wait and version is None:
         raise typer.BadParameter(
@@ -475,12 +533,17 @@ def create_model(
             labels=labels,
             version=version,
             idempotency_key=idempotency_key,
+            model_template=template,
+            model_creation_parameters=parameters if parameters is not None else ({} if template else None),
         )
         new_version = created.get("new_version")
         if wait and isinstance(new_version, Mapping):
             final = _wait(client, workspace, name, str(new_version["name"]), timeout)
-            created = Resource({**client.models.get(workspace, name), "new_version": final})
+            created = Resource(
+                {**client.models.get(workspace, name), "new_version": final, "coercions": created.get("coercions")}
+            )
     _show_model(created, as_json)
+    _report_coercions(created)
     if final is not None:
         _finish(final)
 
@@ -606,6 +669,73 @@ def delete_model(
     with connect(ctx, url, token) as client:
         client.models.delete(workspace, name, cascade=cascade)
     done(f"Deleted model '{workspace}/{name}'.")
+
+
+@app.command("launch-config")
+def launch_config(
+    ctx: typer.Context,
+    model: ModelArgument,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the launch configuration of a model made from a template, as YAML: the template's, with the model's
+    creation parameters in place of each ${name} and exported in bundle_config.env."""
+    workspace, name = _split(model)
+    with connect(ctx, url, token) as client:
+        config = client.models.launch_config(workspace, name)
+    _print_document(config, as_json)
+
+
+@app.command("request-schema")
+def request_schema(
+    ctx: typer.Context,
+    model: ModelArgument,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the JSON Schema of a whole request to the model (for its type and its template's request parameters),
+    as YAML."""
+    workspace, name = _split(model)
+    with connect(ctx, url, token) as client:
+        schema = client.models.request_schema(workspace, name)
+    _print_document(schema, as_json)
+
+
+@app.command("validate-request")
+def validate_request(
+    ctx: typer.Context,
+    model: ModelArgument,
+    binding: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--binding",
+            metavar="KEY=VALUE",
+            help="A request parameter (read as its declared type); repeat for more",
+            show_default=False,
+        ),
+    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check request parameters against the model's template: the normalised bindings (exit 0), or every offending
+    parameter (exit 1)."""
+    workspace, name = _split(model)
+    bindings = _assignments(binding, "'--binding'", "lang=en") or {}
+    with connect(ctx, url, token) as client:
+        answer = client.models.validate_request(workspace, name, bindings)
+    if as_json:
+        print_json(answer)
+    else:
+        normalised = (answer.get("model_request_parameters") or {}).get("bindings") or {}
+        rows = [
+            {"name": k, "value": v if isinstance(v, str) else json.dumps(v), "type": type(v).__name__}
+            for k, v in normalised.items()
+        ]
+        show_list(rows, False, BINDING_COLUMNS)
+    _report_coercions(answer)
 
 
 def base_model_types(

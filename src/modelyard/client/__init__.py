@@ -18,6 +18,7 @@ from modelyard.client._lineage import Datasets, FineTuningJobs, Prompts
 from modelyard.client._models import Models, ModelVersions
 from modelyard.client._pager import Page, Pager
 from modelyard.client._resources import Events, Members, Tokens, Users, Workspaces
+from modelyard.client._templates import ModelTemplates
 from modelyard.client.errors import (
     AuthenticationError,
     BadRequestError,
@@ -48,6 +49,7 @@ __all__ = [
     "Filesets",
     "FineTuningJobs",
     "Members",
+    "ModelTemplates",
     "ModelVersions",
     "Models",
     "ModelyardError",

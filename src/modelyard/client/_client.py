@@ -13,6 +13,7 @@ from modelyard.client._http import HTTPTransport, Resource
 from modelyard.client._lineage import Datasets, FineTuningJobs, Prompts
 from modelyard.client._models import Models
 from modelyard.client._resources import Events, Members, Tokens, Users, Workspaces
+from modelyard.client._templates import ModelTemplates
 
 
 class Client:
@@ -40,6 +41,7 @@ class Client:
         self.events = Events(self._transport)
         self.filesets = Filesets(self._transport)
         self.models = Models(self._transport)
+        self.model_templates = ModelTemplates(self._transport)
         self.adapters = Adapters(self._transport, self.filesets)
         self.datasets = Datasets(self._transport)
         self.prompts = Prompts(self._transport)

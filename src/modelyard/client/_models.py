@@ -266,11 +266,19 @@ class Models:
         training_data_card: Mapping[str, Any] | None = None,
         version: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        model_template: str | None = None,
+        model_creation_parameters: Mapping[str, Any] | None = None,
     ) -> Resource:
         """A new model, with a first version when `version` is given: {base_model_type, model_path or
         local_model_path, name?, description?} (or the API's {name?, description?, config: {llm_model_config}}).
         The model and its version are created in one request; the answer is the model with `new_version`
-        (status CREATING). `model_type` defaults to GENERIC, `visibility` to PRIVATE."""
+        (status CREATING). `model_type` defaults to GENERIC, `visibility` to PRIVATE.
+
+        `model_template` ('template' in the same workspace, or 'workspace/template') makes the model from a
+        template: it takes the template's `model_type`, and `model_creation_parameters` must satisfy the template's
+        creation schema. Values that spell the declared type are read as it ("5" as the int 5), each listed in the
+        answer's `coercions`; anything else is a `ValidationError` (INVALID_MODEL_CREATION_PARAMETERS) whose
+        `detail` has one {loc, msg, type} per offending parameter."""
         body = _given(
             name=name,
             description=description,
@@ -282,6 +290,10 @@ class Models:
             model_card=dict(model_card) if model_card is not None else None,
             training_data_card=dict(training_data_card) if training_data_card is not None else None,
             version=_version_arg(version) if version is not None else None,
+            model_template=model_template,
+            model_creation_parameters=(
+                dict(model_creation_parameters) if model_creation_parameters is not None else None
+            ),
         )
         return self._http.request(
             "POST", f"/v1/workspaces/{segment(workspace)}/models", json=body, headers=_idempotency(idempotency_key)
@@ -393,3 +405,37 @@ class Models:
         deletes them too (each recorded in the event log)."""
         params = {"cascade": True} if cascade else None
         self._http.send("DELETE", _model_path(*model_ref(workspace, model)), params=params, headers=_if_match(if_match))
+
+    # -- made from a template (SGP) --------------------------------------------------------------------------------
+
+    def validate_request(
+        self,
+        workspace: str,
+        model: str | Mapping[str, Any] | None = None,
+        bindings: Mapping[str, Any] | None = None,
+    ) -> Resource:
+        """Check request parameters against the model's template: `validate_request("ws/model", {"lang": "en"})`
+        or `validate_request("ws", "model", {...})`. Answers {model_request_parameters: {bindings}, coercions}
+        with the bindings normalised ("5" read as 5 for an int); a `ValidationError`
+        (INVALID_MODEL_REQUEST_PARAMETERS) lists every offending parameter in `detail`. `bindings=None` sends no
+        `model_request_parameters` at all (refused when the template declares request parameters)."""
+        if isinstance(model, Mapping):  # validate_request("ws/model", {...})
+            if bindings is not None:
+                raise ValueError(
+                    "Give the bindings once: validate_request('ws/model', {...}) or ('ws', 'model', {...})"
+                )
+            model, bindings = None, model
+        ws, name = model_ref(workspace, model)
+        body = {"model_request_parameters": {"bindings": dict(bindings)}} if bindings is not None else {}
+        return self._http.request("POST", f"{_model_path(ws, name)}/validate-request", json=body)
+
+    def request_schema(self, workspace: str, model: str | None = None) -> Resource:
+        """The JSON Schema of a whole request to the model, derived from its `model_type` as SGP does, with
+        `model_request_parameters` ({"bindings": {...}}) required when its template declares request parameters."""
+        return self._http.request("GET", f"{_model_path(*model_ref(workspace, model))}/request-schema")
+
+    def launch_config(self, workspace: str, model: str | None = None) -> Resource:
+        """The launch configuration of a model made from a template: the template's `vendor_configuration` with
+        every `${name}` placeholder replaced by the model's creation parameter and each parameter exported in
+        `bundle_config.env`; `ConflictError` MODEL_TEMPLATE_GONE when the template was deleted with its workspace."""
+        return self._http.request("GET", f"{_model_path(*model_ref(workspace, model))}/launch-config")
