@@ -69,10 +69,21 @@ def main() -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
         env["MODELYARD_DATABASE_URL"] = PG_ADMIN.rsplit("/", 1)[0] + "/" + dbname
     port = free_port()
-    env.update({"MODELYARD_HOME": str(WORK / "home"), "MODELYARD_PORT": str(port), "MODELYARD_LOG_LEVEL": "WARNING",
-                "MODELYARD_JOB_POLL_SECONDS": "0.1"})
-    server = subprocess.Popen([sys.executable, "-m", "modelyard", "serve"], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env.update(
+        {
+            "MODELYARD_HOME": str(WORK / "home"),
+            "MODELYARD_PORT": str(port),
+            "MODELYARD_LOG_LEVEL": "WARNING",
+            "MODELYARD_JOB_POLL_SECONDS": "0.1",
+        }
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "modelyard", "serve"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -88,15 +99,32 @@ def main() -> None:
         token = (WORK / "home" / "admin-token").read_text().strip()
         http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
         ws = "/v1/workspaces/default"
-        for fileset, directory in [("tiny-llama-files", FIXTURES / "bases" / "tiny-llama"),
-                                   ("lora-llama", FIXTURES / "lora-llama")]:
+        for fileset, directory in [
+            ("tiny-llama-files", FIXTURES / "bases" / "tiny-llama"),
+            ("lora-llama", FIXTURES / "lora-llama"),
+        ]:
             http.post(f"{ws}/filesets", json={"name": fileset}).raise_for_status()
             for path in directory.iterdir():
                 http.put(f"{ws}/filesets/{fileset}/-/{path.name}", content=path.read_bytes()).raise_for_status()
         for model in ("tiny-llama", "tiny-llama-b"):
-            http.post(f"{ws}/models", json={"name": model, "version": {"name": "v1", "config": {"llm_model_config": {
-                "base_model_type": "TINY_LLAMA", "model_path": "default/tiny-llama-files"}}}}).raise_for_status()
-        while any(http.get(f"{ws}/models/{m}").json()["current_version"] is None for m in ("tiny-llama", "tiny-llama-b")):
+            http.post(
+                f"{ws}/models",
+                json={
+                    "name": model,
+                    "version": {
+                        "name": "v1",
+                        "config": {
+                            "llm_model_config": {
+                                "base_model_type": "TINY_LLAMA",
+                                "model_path": "default/tiny-llama-files",
+                            }
+                        },
+                    },
+                },
+            ).raise_for_status()
+        while any(
+            http.get(f"{ws}/models/{m}").json()["current_version"] is None for m in ("tiny-llama", "tiny-llama-b")
+        ):
             time.sleep(0.1)
 
         def register(i: int) -> float:
@@ -125,7 +153,9 @@ def main() -> None:
         list_rows = []
         for label, params in lists.items():
             http.get(f"{ws}/adapters", params=params).raise_for_status()
-            list_rows.append((label, timed(lambda p=params: http.get(f"{ws}/adapters", params=p).raise_for_status(), 30)))
+            list_rows.append(
+                (label, timed(lambda p=params: http.get(f"{ws}/adapters", params=p).raise_for_status(), 30))
+            )
 
         def walk() -> None:
             params: dict[str, object] = {"page_size": 100}
@@ -149,16 +179,22 @@ def main() -> None:
         shutil.rmtree(WORK, ignore_errors=True)
 
     kind = "SQLite" if args.sqlite else "PostgreSQL"
-    print(f"\n{args.count} adapters on {kind}, concurrency {args.concurrency}, {platform.machine()}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}\n")
+    print(
+        f"\n{args.count} adapters on {kind}, concurrency {args.concurrency}, {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}\n"
+    )
     print("| operation | result |")
     print("|---|---|")
-    print(f"| register {args.count} adapters (each read and checked against its base) | {total:.1f} s, "
-          f"{args.count / total:.0f}/s, latency median/p95 {ms(latencies)} ms |")
+    print(
+        f"| register {args.count} adapters (each read and checked against its base) | {total:.1f} s, "
+        f"{args.count / total:.0f}/s, latency median/p95 {ms(latencies)} ms |"
+    )
     for label, values in list_rows:
         print(f"| list: {label} | median/p95 {ms(values)} ms |")
-    print(f"| walk all {args.count} with page_token, 100 per page | median {statistics.median(walks) * 1000:.0f} ms "
-          f"for {args.count // 100} pages |")
+    print(
+        f"| walk all {args.count} with page_token, 100 per page | median {statistics.median(walks) * 1000:.0f} ms "
+        f"for {args.count // 100} pages |"
+    )
     print(f"| GET the base model (lists its {args.count // 2} adapters) | median/p95 {ms(model_get)} ms |")
 
 
