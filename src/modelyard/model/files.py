@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from modelyard.config import Settings
 from modelyard.db.engine import Database
 from modelyard.fileset import repository as filesets
@@ -57,13 +59,12 @@ class FilesetSource(FileSource):
 
     def list_files(self) -> list[SourceFile]:
         with self.db.session(write=False) as session:
-            workspace = session.query(Workspace).filter(Workspace.name == self.ref.workspace).one_or_none()
+            workspace = session.scalar(sa.select(Workspace).where(Workspace.name == self.ref.workspace))
             fileset = filesets.get_fileset(session, workspace.id, self.ref.fileset) if workspace else None
             if fileset is None:
-                raise SourceError(
-                    f"The model path must exist: fileset '{self.ref.workspace}/{self.ref.fileset}' "
-                    f"(from '{self.shown}') was not found"
-                )
+                resolved = f"{self.ref.workspace}/{self.ref.fileset}"
+                given = "" if self.shown == resolved else f" (from '{self.shown}')"
+                raise SourceError(f"The model path must exist: fileset '{resolved}'{given} was not found")
             prefix = f"{self.ref.subdir}/" if self.ref.subdir else ""
             rows = session.scalars(filesets.files_query(fileset.id, prefix)).all()
             files = [SourceFile(f.path[len(prefix) :], f.size, f.sha256) for f in rows]
