@@ -587,7 +587,9 @@ def test_base_model_types(client: TestClient, worker: Worker, make_user: MakeUse
     client.post(MODELS, json={"name": "b", "version": version_body("default/q", base="QWEN_2_72B")})
     client.post(MODELS, json={"name": "c", "version": version_body("default/missing", base="GLM_4_9B")})
     drain(worker)
-    types = client.get("/v1/base-model-types").json()
+    answer = client.get("/v1/base-model-types").json()
+    assert answer["pagination"]["total_results"] == 2
+    types = answer["data"]
     assert types == [
         {
             "base_model_type": "GLM_4_9B",
@@ -606,7 +608,7 @@ def test_base_model_types(client: TestClient, worker: Worker, make_user: MakeUse
             "max_position_embeddings": 32768,
         },
     ]
-    assert make_user("nobody").get("/v1/base-model-types").json() == []
+    assert make_user("nobody").get("/v1/base-model-types").json()["data"] == []
 
 
 def test_hugging_face_path_is_pinned_to_its_commit(

@@ -61,7 +61,7 @@ class Client:
         `max_position_embeddings` their config.json files showed."""
         response = self._transport.send("GET", "/v1/base-model-types")
         body = response.json()
-        return [dict(item) for item in body] if isinstance(body, list) else []
+        return [dict(item) for item in body.get("data", [])] if isinstance(body, dict) else []
 
     def close(self) -> None:
         """Close the underlying httpx client, unless it was passed in."""

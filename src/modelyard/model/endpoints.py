@@ -12,7 +12,7 @@ from modelyard.adapter.schemas import AdapterSummary
 from modelyard.auth import CurrentPrincipal
 from modelyard.kit.etag import etag_of
 from modelyard.kit.headers import IfMatch
-from modelyard.kit.pagination import ListQuery, NoFilters, Page, list_params
+from modelyard.kit.pagination import ListQuery, NoFilters, Page, Pagination, list_params
 from modelyard.kit.routing import DbSession, TransactionalRoute
 from modelyard.kit.schemas import read_model
 from modelyard.model import repository, service
@@ -280,7 +280,16 @@ def delete_version(
 
 
 @router.get("/base-model-types", tags=["models"])
-def list_base_model_types(principal: CurrentPrincipal, session: DbSession) -> list[BaseModelTypeRead]:
-    """Huawei's ListBaseModels: the base model types of the versions you can see, with what their configs said."""
+def list_base_model_types(principal: CurrentPrincipal, session: DbSession) -> Page[BaseModelTypeRead]:
+    """Huawei's ListBaseModels: the base model types of the versions you can see, with what their configs said.
+    One page holds them all (there are few types), in the list envelope every list uses."""
     rows = repository.base_model_types(session, None if principal.is_admin else principal.user_id)
-    return [BaseModelTypeRead.model_validate(row) for row in rows]
+    data = [BaseModelTypeRead.model_validate(row) for row in rows]
+    pagination = Pagination(
+        page=1,
+        page_size=max(len(data), 1),
+        current_page_size=len(data),
+        total_pages=1 if data else 0,
+        total_results=len(data),
+    )
+    return Page(data=data, pagination=pagination, next_page_token=None)
