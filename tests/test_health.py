@@ -39,3 +39,12 @@ def test_openapi_documents_routes_and_error_shape(anon: TestClient) -> None:
     assert paths["/v1/workspaces"]["post"]["operationId"].startswith("create_workspace")
     assert "ErrorBody" in spec["components"]["schemas"]
     assert "404" in paths["/v1/workspaces/{ws}"]["get"]["responses"]
+
+
+def test_metrics_label_builtin_routes_and_bound_unknown_paths(anon: TestClient) -> None:
+    anon.get("/openapi.json")
+    anon.get("/no/such/path/123")
+    text = anon.get("/metrics").text
+    assert 'route="/openapi.json",status="200"' in text
+    assert 'route="<unmatched>",status="404"' in text
+    assert "/no/such/path/123" not in text

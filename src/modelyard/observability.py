@@ -148,7 +148,9 @@ class RequestMiddleware:
         finally:
             duration = time.perf_counter() - started
             route = scope.get("route")
-            route_path = getattr(route, "path", None) or "<unmatched>"
+            # FastAPI's own routes (/openapi.json, /docs) are plain Starlette routes with no "route" in the scope;
+            # they matched an endpoint, and have no path parameters, so their path is a bounded label too.
+            route_path = getattr(route, "path", None) or (scope.get("path") if "endpoint" in scope else "<unmatched>")
             method = scope.get("method", "")
             self.metrics.requests.labels(method, route_path, str(status)).inc()
             self.metrics.latency.labels(method, route_path).observe(duration)
