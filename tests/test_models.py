@@ -634,3 +634,13 @@ def test_hugging_face_path_is_pinned_to_its_commit(
     assert "meta-llama/no-such-repo" in versions["v2"]["status_message"]
     assert versions["v3"]["status"] == "FAILED"
     assert "no-branch" in versions["v3"]["status_message"]
+
+
+def test_unnamed_versions_take_the_next_free_number(client: TestClient) -> None:
+    client.post(MODELS, json={"name": "m"})
+    names = []
+    for name in (None, "broken", "v2", None, None):
+        r = client.post(f"{MODELS}/m/versions", json=version_body("default/x", name=name))
+        assert r.status_code == 201, r.text
+        names.append(r.json()["name"])
+    assert names == ["v1", "broken", "v2", "v3", "v4"]

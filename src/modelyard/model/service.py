@@ -341,8 +341,13 @@ def create_version(
     else:
         ref = parse_local_path(config["local_model_path"], allowed_roots)
     model = repository.lock_model(session, access.model.id) or access.model
-    model.version_counter += 1
-    name = body.get("name") or f"v{model.version_counter}"
+    name = body.get("name")
+    if not name:
+        # The next vN that is free; the model's row lock (taken above) serialises concurrent creates.
+        model.version_counter += 1
+        while repository.get_version(session, model.id, f"v{model.version_counter}") is not None:
+            model.version_counter += 1
+        name = f"v{model.version_counter}"
     version = ModelVersion(
         model_id=model.id,
         name=name,
