@@ -31,5 +31,13 @@ format: install
 	$(BIN)/ruff format src tests bench scripts
 	$(BIN)/ruff check --fix src tests bench scripts
 
+## Registry workloads against MLflow's model registry and a bare Starlette ceiling (issue 7; see bench/RESULTS.md).
+bench: install
+	$(BIN)/python bench/registry.py
+
+## The same, reduced: under 3 minutes once bench/.work/mlflow-venv exists.
+bench-quick: install
+	$(BIN)/python bench/registry.py --quick
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
