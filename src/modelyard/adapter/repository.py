@@ -85,31 +85,12 @@ def refs_of(session: Session, adapters: list[Adapter]) -> dict[str, dict[str, st
     }
 
 
-def using_model(session: Session, model_id: str) -> list[tuple[str, str]]:
+def referring(session: Session, column: Any, target_id: str) -> list[tuple[str, str]]:
+    """(workspace, adapter) of the adapters whose `column` (model_id, model_version_id, fileset_id) is `target_id`."""
     rows = session.execute(
         sa.select(Workspace.name, Adapter.name)
         .join(Workspace, Workspace.id == Adapter.workspace_id)
-        .where(Adapter.model_id == model_id)
-        .order_by(Workspace.name, Adapter.name)
-    )
-    return [(w, a) for w, a in rows]
-
-
-def using_version(session: Session, version_id: str) -> list[tuple[str, str]]:
-    rows = session.execute(
-        sa.select(Workspace.name, Adapter.name)
-        .join(Workspace, Workspace.id == Adapter.workspace_id)
-        .where(Adapter.model_version_id == version_id)
-        .order_by(Workspace.name, Adapter.name)
-    )
-    return [(w, a) for w, a in rows]
-
-
-def using_fileset(session: Session, fileset_id: str) -> list[tuple[str, str]]:
-    rows = session.execute(
-        sa.select(Workspace.name, Adapter.name)
-        .join(Workspace, Workspace.id == Adapter.workspace_id)
-        .where(Adapter.fileset_id == fileset_id)
+        .where(column == target_id)
         .order_by(Workspace.name, Adapter.name)
     )
     return [(w, a) for w, a in rows]

@@ -8,36 +8,10 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from modelyard.inspect.peft import FINETUNING_TYPES
 from modelyard.kit.pagination import Filters
 from modelyard.kit.schemas import Description, Name, Schema, UpdateSchema
 
-FINETUNING_TYPES = (
-    "lora_merged",
-    "all_weights",
-    "last_layer",
-    "top_layers",
-    "gradual_unfreezing",
-    "bias_only",
-    "attention_only",
-    "lora",
-    "qlora",
-    "adalora",
-    "dora",
-    "lora_plus",
-    "prompt_tuning",
-    "prefix_tuning",
-    "p_tuning",
-    "p_tuning_v2",
-    "soft_prompt",
-    "ppo",
-    "dpo",
-    "cdpo",
-    "ipo",
-    "orpo",
-    "kto",
-    "rrhf",
-    "grpo",
-)
 _MODEL_REGISTRY_URI = re.compile(r"^models:/[^/\s]+(/(\d+|latest)|@[\w\-]+)$")
 _HF_NAME = re.compile(r"^(hf://)?[\w\-.]{1,96}/[\w\-.]{1,96}(@[\w\-./]{1,255})?$")
 

@@ -54,15 +54,15 @@ def _count_adapters(session: Session, workspace_id: str) -> dict[str, int]:
 
 @register_reference_checker
 def _adapters_on_fileset(session: Session, fileset: Fileset) -> list[str]:
-    return [f"adapter '{w}/{a}'" for w, a in repository.using_fileset(session, fileset.id)]
+    return [f"adapter '{w}/{a}'" for w, a in repository.referring(session, Adapter.fileset_id, fileset.id)]
 
 
 def _adapters_on_model(session: Session, model: Model) -> list[str]:
-    return [f"adapter '{w}/{a}'" for w, a in repository.using_model(session, model.id)]
+    return [f"adapter '{w}/{a}'" for w, a in repository.referring(session, Adapter.model_id, model.id)]
 
 
 def _adapters_on_version(session: Session, version: ModelVersion) -> list[str]:
-    return [f"adapter '{w}/{a}'" for w, a in repository.using_version(session, version.id)]
+    return [f"adapter '{w}/{a}'" for w, a in repository.referring(session, Adapter.model_version_id, version.id)]
 
 
 def _cascade(session: Session, access: ModelAccess) -> None:
