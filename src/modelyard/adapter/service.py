@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from modelyard.adapter import inspection, repository
@@ -20,6 +19,7 @@ from modelyard.adapter.tables import Adapter
 from modelyard.auth import Principal
 from modelyard.config import Settings
 from modelyard.db.engine import Database
+from modelyard.db.unique import insert_unique
 from modelyard.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
 from modelyard.event import service as events
 from modelyard.fileset.service import register_reference_checker
@@ -276,15 +276,15 @@ def create_adapter(
         updated_by=ws.principal.name,
     )
     # 5. The name, decided by the database (workspace-wide unique).
-    try:
-        with session.begin_nested():
-            session.add(adapter)
-    except IntegrityError as exc:
-        raise Conflict(
+    insert_unique(
+        session,
+        adapter,
+        Conflict(
             f"An adapter with the name '{adapter.name}' already exists in workspace '{ws.workspace.name}'.",
             error_code="ADAPTER_ALREADY_EXISTS",
             solution_msg="Pick another name or PATCH the existing adapter",
-        ) from exc
+        ),
+    )
     if source_type == "huggingface":
         jobs.enqueue(session, INSPECT_JOB, {"adapter_id": adapter.id}, workspace_id=ws.workspace.id)
     _record(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from modelyard.db.base import utcnow
 from modelyard.db.engine import Database
+from modelyard.db.unique import insert_unique
 from modelyard.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from modelyard.event import service as events
 from modelyard.fileset import repository
@@ -101,15 +102,15 @@ def create_fileset(
         created_by=ws.principal.name,
         updated_by=ws.principal.name,
     )
-    try:
-        with session.begin_nested():
-            session.add(fileset)
-    except IntegrityError as exc:
-        raise Conflict(
+    insert_unique(
+        session,
+        fileset,
+        Conflict(
             f"Fileset '{ws.workspace.name}/{name}' already exists",
             error_code="FILESET_ALREADY_EXISTS",
             solution_msg="Pick another name, or upload into the existing fileset",
-        ) from exc
+        ),
+    )
     _record(session, ws, "fileset.created", fileset, {"purpose": purpose, "storage": storage})
     return fileset
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from modelyard import auth
 from modelyard.auth import Principal
 from modelyard.db.base import utcnow
+from modelyard.db.unique import insert_unique
 from modelyard.errors import Conflict, Forbidden, NotFound, validation_error
 from modelyard.event import service as events
 from modelyard.identity import repository
@@ -34,15 +34,15 @@ def get_user(session: Session, name: str) -> User:
 def create_user(session: Session, principal: Principal, name: str, display_name: str, is_admin: bool) -> User:
     auth.require_server_admin(principal)
     user = User(name=name, display_name=display_name, is_admin=is_admin)
-    try:
-        with session.begin_nested():
-            session.add(user)
-    except IntegrityError as exc:
-        raise Conflict(
+    insert_unique(
+        session,
+        user,
+        Conflict(
             f"User '{name}' already exists",
             error_code="USER_ALREADY_EXISTS",
             solution_msg="Pick another name",
-        ) from exc
+        ),
+    )
     events.record(
         session,
         actor=principal.name,

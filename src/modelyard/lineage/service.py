@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from modelyard.db.unique import insert_unique
 from modelyard.errors import BadRequest, Conflict, NotFound
 from modelyard.event import service as events
 from modelyard.kit.etag import check_if_match
@@ -75,16 +75,16 @@ def lookup_optional(session: Session, table: type[Record], ws: WorkspaceAccess, 
 
 
 def _insert(session: Session, ws: WorkspaceAccess, obj: Record) -> Record:
-    try:
-        with session.begin_nested():
-            session.add(obj)
-    except IntegrityError as exc:
-        label = KINDS[type(obj)][1]
-        raise Conflict(
+    label = KINDS[type(obj)][1]
+    insert_unique(
+        session,
+        obj,
+        Conflict(
             f"{label} with name '{obj.name}' already exists in workspace '{ws.workspace.name}'.",
             error_code=f"{KINDS[type(obj)][0].upper()}_ALREADY_EXISTS",
             solution_msg="Pick another name",
-        ) from exc
+        ),
+    )
     _record(session, ws, "created", obj, {})
     return obj
 

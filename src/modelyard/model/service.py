@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from modelyard.auth import Principal
 from modelyard.db.base import utcnow
+from modelyard.db.unique import insert_unique
 from modelyard.errors import Conflict, Forbidden, NotFound
 from modelyard.event import service as events
 from modelyard.fileset.service import register_reference_checker
@@ -166,15 +167,15 @@ def create_model(
         model.model_template_id = binding.template.id
         model.model_template = binding.ref
         model.model_creation_parameters = binding.parameters
-    try:
-        with session.begin_nested():
-            session.add(model)
-    except IntegrityError as exc:
-        raise Conflict(
+    insert_unique(
+        session,
+        model,
+        Conflict(
             f"Model '{fields['name']}' already exists in workspace '{ws.workspace.name}'",
             error_code="MODEL_ALREADY_EXISTS",
             solution_msg="Pick another name, or add a version to the existing model",
-        ) from exc
+        ),
+    )
     repository.set_labels(session, model.id, model.labels)
     _record(
         session,
@@ -358,15 +359,15 @@ def create_version(
         created_by=access.ws.principal.name,
         source={"kind": ref.kind, "ref": ref.describe()},
     )
-    try:
-        with session.begin_nested():
-            session.add(version)
-    except IntegrityError as exc:
-        raise Conflict(
+    insert_unique(
+        session,
+        version,
+        Conflict(
             f"Version '{name}' already exists for model '{access.ref}'",
             error_code="VERSION_ALREADY_EXISTS",
             solution_msg="Pick another version name, or leave the name out to get the next vN",
-        ) from exc
+        ),
+    )
     jobs.enqueue(session, VALIDATE_JOB, {"version_id": version.id}, workspace_id=access.ws.workspace.id)
     _record(
         session,

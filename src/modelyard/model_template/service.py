@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from modelyard.auth import Principal
+from modelyard.db.unique import insert_unique
 from modelyard.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed, validation_error
 from modelyard.event import service as events
 from modelyard.kit.etag import check_if_match
@@ -129,15 +129,15 @@ def create_template(session: Session, ws: WorkspaceAccess, fields: dict[str, Any
         created_by=ws.principal.name,
         updated_by=ws.principal.name,
     )
-    try:
-        with session.begin_nested():
-            session.add(template)
-    except IntegrityError as exc:
-        raise Conflict(
+    insert_unique(
+        session,
+        template,
+        Conflict(
             f"Model template '{fields['name']}' already exists in workspace '{ws.workspace.name}'",
             error_code="MODEL_TEMPLATE_ALREADY_EXISTS",
             solution_msg="Pick another name: templates are immutable, so a changed template is a new one",
-        ) from exc
+        ),
+    )
     _record(
         session,
         ws,

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from modelyard.auth import Principal
+from modelyard.db.unique import insert_unique
 from modelyard.errors import BadRequest, Conflict, Forbidden, NotFound
 from modelyard.event import service as events
 from modelyard.identity import repository as identity_repository
@@ -67,15 +67,15 @@ def access(session: Session, principal: Principal, name: str, need: Role) -> Wor
 
 def create_workspace(session: Session, principal: Principal, name: str, description: str) -> WorkspaceAccess:
     workspace = Workspace(name=name, description=description, created_by=principal.name, updated_by=principal.name)
-    try:
-        with session.begin_nested():
-            session.add(workspace)
-    except IntegrityError as exc:
-        raise Conflict(
+    insert_unique(
+        session,
+        workspace,
+        Conflict(
             f"Workspace '{name}' already exists",
             error_code="WORKSPACE_ALREADY_EXISTS",
             solution_msg="Pick another name",
-        ) from exc
+        ),
+    )
     session.add(Membership(workspace_id=workspace.id, user_id=principal.user_id, role=Role.ADMIN.value))
     events.record(
         session,
@@ -197,15 +197,15 @@ def add_member(session: Session, ws: WorkspaceAccess, user_name: str, role: Role
             solution_msg="Create the user first (POST /v1/users)",
         )
     membership = Membership(workspace_id=ws.workspace.id, user_id=user.id, role=role.value)
-    try:
-        with session.begin_nested():
-            session.add(membership)
-    except IntegrityError as exc:
-        raise Conflict(
+    insert_unique(
+        session,
+        membership,
+        Conflict(
             f"User '{user_name}' is already a member of workspace '{ws.workspace.name}'",
             error_code="MEMBER_ALREADY_EXISTS",
             solution_msg=f"Change the role with PUT /v1/workspaces/{ws.workspace.name}/members/{user_name}",
-        ) from exc
+        ),
+    )
     _member_event(session, ws, "member.added", user, {"role": role.value})
     return membership, user
 
