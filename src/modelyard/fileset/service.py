@@ -20,6 +20,7 @@ from modelyard.errors import BadRequest, Conflict, NotFound, PreconditionFailed
 from modelyard.event import service as events
 from modelyard.fileset import repository
 from modelyard.fileset.tables import Fileset, FilesetFile
+from modelyard.kit.changes import apply_changes
 from modelyard.kit.etag import check_if_match, header_matches
 from modelyard.kit.pagination import ListQuery, Pagination, paginate
 from modelyard.storage import BlobStore, BlobWriter
@@ -132,10 +133,8 @@ def update_fileset(
 ) -> Fileset:
     fileset = get_fileset(session, ws, name)
     check_if_match(if_match, fileset)
-    applied = {k: v for k, v in changes.items() if getattr(fileset, k) != v}
+    applied = apply_changes(fileset, changes)
     if applied:
-        for key, value in applied.items():
-            setattr(fileset, key, value)
         fileset.updated_by = ws.principal.name
         session.flush()
         _record(session, ws, "fileset.updated", fileset, applied)

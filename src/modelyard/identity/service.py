@@ -15,6 +15,7 @@ from modelyard.errors import Conflict, Forbidden, NotFound, validation_error
 from modelyard.event import service as events
 from modelyard.identity import repository
 from modelyard.identity.tables import ApiToken, User
+from modelyard.kit.changes import apply_changes
 from modelyard.kit.etag import check_if_match
 from modelyard.kit.pagination import ListQuery, Pagination, paginate
 from modelyard.workspace import repository as workspace_repository
@@ -90,9 +91,7 @@ def update_user(
     check_if_match(if_match, user)
     if changes.get("is_admin") is False:
         _guard_last_admin(session, user)
-    applied = {k: v for k, v in changes.items() if getattr(user, k) != v}
-    for key, value in applied.items():
-        setattr(user, key, value)
+    applied = apply_changes(user, changes)
     if applied:
         session.flush()
         events.record(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from modelyard.db.unique import insert_unique
 from modelyard.errors import BadRequest, Conflict, NotFound
 from modelyard.event import service as events
+from modelyard.kit.changes import apply_changes
 from modelyard.kit.etag import check_if_match
 from modelyard.kit.pagination import ListQuery, Pagination, paginate
 from modelyard.lineage.tables import Dataset, FineTuningJob, Prompt
@@ -162,9 +163,7 @@ def update(
     if "dataset" in changes:
         dataset = get(session, Dataset, ws, changes.pop("dataset"))
         changes["dataset_id"] = dataset.id
-    applied = {k: v for k, v in changes.items() if getattr(obj, k) != v}
-    for key, value in applied.items():
-        setattr(obj, key, value)
+    applied = apply_changes(obj, changes)
     if applied:
         session.flush()
         _record(

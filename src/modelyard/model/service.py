@@ -20,6 +20,7 @@ from modelyard.event import service as events
 from modelyard.fileset.service import register_reference_checker
 from modelyard.fileset.tables import Fileset
 from modelyard.job import service as jobs
+from modelyard.kit.changes import apply_changes
 from modelyard.kit.etag import check_if_match
 from modelyard.kit.pagination import ListQuery, Pagination, paginate
 from modelyard.model import repository
@@ -204,10 +205,8 @@ def update_model(session: Session, access: ModelAccess, changes: dict[str, Any],
     model = access.model
     check_if_match(if_match, model)
     templates.check_model_update(model, changes)
-    applied = {k: v for k, v in changes.items() if getattr(model, k) != v}
+    applied = apply_changes(model, changes)
     if applied:
-        for key, value in applied.items():
-            setattr(model, key, value)
         if "labels" in applied:
             repository.set_labels(session, model.id, model.labels)
         model.updated_by = access.ws.principal.name
@@ -431,10 +430,8 @@ def update_version(
 ) -> ModelVersion:
     version = get_version(session, access, name)
     check_if_match(if_match, version)
-    applied = {k: v for k, v in changes.items() if getattr(version, k) != v}
+    applied = apply_changes(version, changes)
     if applied:
-        for key, value in applied.items():
-            setattr(version, key, value)
         session.flush()
         _record(
             session,

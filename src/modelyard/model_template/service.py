@@ -14,6 +14,7 @@ from modelyard.auth import Principal
 from modelyard.db.unique import insert_unique
 from modelyard.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed, validation_error
 from modelyard.event import service as events
+from modelyard.kit.changes import apply_changes
 from modelyard.kit.etag import check_if_match
 from modelyard.kit.pagination import ListQuery, Pagination, paginate
 from modelyard.model.tables import Model
@@ -208,10 +209,8 @@ def update_template(
         raise ValidationFailed(f"Invalid request: body.{refused[0]}: Extra inputs are not permitted", detail=detail)
     template = get_template(session, ws, name)
     check_if_match(if_match, template)
-    applied = {k: v for k, v in changes.items() if getattr(template, k) != v}
+    applied = apply_changes(template, changes)
     if applied:
-        for key, value in applied.items():
-            setattr(template, key, value)
         template.updated_by = ws.principal.name
         session.flush()
         _record(session, ws, "model_template.updated", template, applied)

@@ -15,6 +15,7 @@ from modelyard.errors import BadRequest, Conflict, Forbidden, NotFound
 from modelyard.event import service as events
 from modelyard.identity import repository as identity_repository
 from modelyard.identity.tables import User
+from modelyard.kit.changes import apply_changes
 from modelyard.kit.etag import check_if_match
 from modelyard.kit.pagination import ListQuery, Pagination, paginate
 from modelyard.workspace import repository
@@ -111,10 +112,8 @@ def list_workspaces(
 def update_workspace(session: Session, ws: WorkspaceAccess, changes: dict[str, Any], if_match: str | None) -> Workspace:
     workspace = ws.workspace
     check_if_match(if_match, workspace)
-    applied = {k: v for k, v in changes.items() if getattr(workspace, k) != v}
+    applied = apply_changes(workspace, changes)
     if applied:
-        for key, value in applied.items():
-            setattr(workspace, key, value)
         workspace.updated_by = ws.principal.name
         session.flush()
         events.record(
