@@ -6,7 +6,7 @@ The SDK and rich.table are imported only when a command runs, so `modelyard --he
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -97,6 +97,24 @@ def connect(ctx: typer.Context, url: str | None, token: str | None) -> Iterator[
     except ModelyardError as exc:
         report_error(exc)
         raise typer.Exit(1) from None
+
+
+def delete_confirmed(
+    ctx: typer.Context,
+    url: str | None,
+    token: str | None,
+    *,
+    yes: bool,
+    what: str,
+    call: Callable[[Client], object],
+    question: str | None = None,
+) -> None:
+    """Ask (unless --yes), delete through the SDK, and say so: every `... delete` command."""
+    if not yes:
+        typer.confirm(question or f"Delete {what}?", abort=True)
+    with connect(ctx, url, token) as client:
+        call(client)
+    done(f"Deleted {what}.")
 
 
 def done(message: str) -> None:

@@ -23,6 +23,7 @@ from modelyard.cli._common import (
     UrlOption,
     YesOption,
     connect,
+    delete_confirmed,
     done,
     error_console,
     page_size_for,
@@ -656,11 +657,14 @@ def delete_adapter(
 ) -> None:
     """Delete an adapter's registration (editors). Its fileset and files stay."""
     workspace, name = _split(adapter)
-    if not yes:
-        typer.confirm(f"Delete adapter '{workspace}/{name}'?", abort=True)
-    with connect(ctx, url, token) as client:
-        client.adapters.delete(workspace, name)
-    done(f"Deleted adapter '{workspace}/{name}'.")
+    delete_confirmed(
+        ctx,
+        url,
+        token,
+        yes=yes,
+        what=f"adapter '{workspace}/{name}'",
+        call=lambda client: client.adapters.delete(workspace, name),
+    )
 
 
 @app.command("dataset-split")

@@ -24,6 +24,7 @@ from modelyard.cli._common import (
     UrlOption,
     YesOption,
     connect,
+    delete_confirmed,
     done,
     error_console,
     page_size_for,
@@ -295,11 +296,15 @@ def delete_fileset(
 ) -> None:
     """Delete a fileset and its files (editors). Refused while models or adapters refer to it, unless --force."""
     workspace, name = _split(fileset)
-    if not yes:
-        typer.confirm(f"Delete fileset '{workspace}/{name}' and every file in it?", abort=True)
-    with connect(ctx, url, token) as client:
-        client.filesets.delete(workspace, name, force=force)
-    done(f"Deleted fileset '{workspace}/{name}'.")
+    delete_confirmed(
+        ctx,
+        url,
+        token,
+        yes=yes,
+        what=f"fileset '{workspace}/{name}'",
+        call=lambda client: client.filesets.delete(workspace, name, force=force),
+        question=f"Delete fileset '{workspace}/{name}' and every file in it?",
+    )
 
 
 @app.command("files")

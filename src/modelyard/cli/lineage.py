@@ -19,7 +19,7 @@ from modelyard.cli._common import (
     UrlOption,
     YesOption,
     connect,
-    done,
+    delete_confirmed,
     page_size_for,
     parse_timestamp,
     show,
@@ -303,11 +303,14 @@ def delete_dataset(
 ) -> None:
     """Delete a dataset record (editors); prompts and jobs that named it no longer do."""
     workspace, name = _split(dataset, "dataset")
-    if not yes:
-        typer.confirm(f"Delete dataset '{workspace}/{name}'?", abort=True)
-    with connect(ctx, url, token) as client:
-        client.datasets.delete(workspace, name)
-    done(f"Deleted dataset '{workspace}/{name}'.")
+    delete_confirmed(
+        ctx,
+        url,
+        token,
+        yes=yes,
+        what=f"dataset '{workspace}/{name}'",
+        call=lambda client: client.datasets.delete(workspace, name),
+    )
 
 
 # --- prompts ------------------------------------------------------------------------------------------------------
@@ -423,11 +426,14 @@ def delete_prompt(
 ) -> None:
     """Delete a prompt record (editors); adapters and jobs that named it no longer do."""
     workspace, name = _split(prompt, "prompt")
-    if not yes:
-        typer.confirm(f"Delete prompt '{workspace}/{name}'?", abort=True)
-    with connect(ctx, url, token) as client:
-        client.prompts.delete(workspace, name)
-    done(f"Deleted prompt '{workspace}/{name}'.")
+    delete_confirmed(
+        ctx,
+        url,
+        token,
+        yes=yes,
+        what=f"prompt '{workspace}/{name}'",
+        call=lambda client: client.prompts.delete(workspace, name),
+    )
 
 
 # --- fine-tuning jobs ---------------------------------------------------------------------------------------------
@@ -587,8 +593,11 @@ def delete_job(
     """Delete a fine-tuning job record (editors); adapters that named it no longer do, and their dataset split
     falls back to the defaults."""
     workspace, name = _split(job, "fine-tuning job")
-    if not yes:
-        typer.confirm(f"Delete fine-tuning job '{workspace}/{name}'?", abort=True)
-    with connect(ctx, url, token) as client:
-        client.fine_tuning_jobs.delete(workspace, name)
-    done(f"Deleted fine-tuning job '{workspace}/{name}'.")
+    delete_confirmed(
+        ctx,
+        url,
+        token,
+        yes=yes,
+        what=f"fine-tuning job '{workspace}/{name}'",
+        call=lambda client: client.fine_tuning_jobs.delete(workspace, name),
+    )

@@ -23,6 +23,7 @@ from modelyard.cli._common import (
     UrlOption,
     YesOption,
     connect,
+    delete_confirmed,
     done,
     error_console,
     page_size_for,
@@ -663,12 +664,16 @@ def delete_model(
 ) -> None:
     """Delete a model and its versions (editors). Refused while adapters refer to it, unless --cascade."""
     workspace, name = _split(model)
-    if not yes:
-        what = " and the adapters that refer to it" if cascade else ""
-        typer.confirm(f"Delete model '{workspace}/{name}' with all its versions{what}?", abort=True)
-    with connect(ctx, url, token) as client:
-        client.models.delete(workspace, name, cascade=cascade)
-    done(f"Deleted model '{workspace}/{name}'.")
+    extra = " and the adapters that refer to it" if cascade else ""
+    delete_confirmed(
+        ctx,
+        url,
+        token,
+        yes=yes,
+        what=f"model '{workspace}/{name}'",
+        call=lambda client: client.models.delete(workspace, name, cascade=cascade),
+        question=f"Delete model '{workspace}/{name}' with all its versions{extra}?",
+    )
 
 
 @app.command("launch-config")
@@ -904,11 +909,14 @@ def delete_version(
 ) -> None:
     """Delete a version (editors). Refused while it is the current version or adapters were trained on it."""
     workspace, name = _split(model)
-    if not yes:
-        typer.confirm(f"Delete version '{version}' of model '{workspace}/{name}'?", abort=True)
-    with connect(ctx, url, token) as client:
-        client.models.versions.delete(workspace, name, version)
-    done(f"Deleted version '{version}' of model '{workspace}/{name}'.")
+    delete_confirmed(
+        ctx,
+        url,
+        token,
+        yes=yes,
+        what=f"version '{version}' of model '{workspace}/{name}'",
+        call=lambda client: client.models.versions.delete(workspace, name, version),
+    )
 
 
 @versions_app.command("wait")

@@ -23,7 +23,7 @@ from modelyard.cli._common import (
     UrlOption,
     YesOption,
     connect,
-    done,
+    delete_confirmed,
     load_yaml,
     page_size_for,
     show,
@@ -282,8 +282,11 @@ def delete_template(
 ) -> None:
     """Delete a template (editors). Refused while models made from it exist."""
     workspace, name = split_template(template)
-    if not yes:
-        typer.confirm(f"Delete model template '{workspace}/{name}'?", abort=True)
-    with connect(ctx, url, token) as client:
-        client.model_templates.delete(workspace, name)
-    done(f"Deleted model template '{workspace}/{name}'.")
+    delete_confirmed(
+        ctx,
+        url,
+        token,
+        yes=yes,
+        what=f"model template '{workspace}/{name}'",
+        call=lambda client: client.model_templates.delete(workspace, name),
+    )

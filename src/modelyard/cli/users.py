@@ -16,7 +16,7 @@ from modelyard.cli._common import (
     UrlOption,
     YesOption,
     connect,
-    done,
+    delete_confirmed,
     page_size_for,
     show,
     show_list,
@@ -122,11 +122,7 @@ def delete_user(
     ctx: typer.Context, name: NameArgument, yes: YesOption = False, url: UrlOption = None, token: TokenOption = None
 ) -> None:
     """Delete a user, their tokens and memberships. The last server admin cannot be deleted."""
-    if not yes:
-        typer.confirm(f"Delete user '{name}'?", abort=True)
-    with connect(ctx, url, token) as client:
-        client.users.delete(name)
-    done(f"Deleted user '{name}'.")
+    delete_confirmed(ctx, url, token, yes=yes, what=f"user '{name}'", call=lambda client: client.users.delete(name))
 
 
 def show_me(ctx: typer.Context, url: UrlOption = None, token: TokenOption = None, as_json: JsonOption = False) -> None:

@@ -16,7 +16,7 @@ from modelyard.cli._common import (
     UrlOption,
     YesOption,
     connect,
-    done,
+    delete_confirmed,
     page_size_for,
     show,
     show_list,
@@ -119,9 +119,13 @@ def delete_workspace(
     token: TokenOption = None,
 ) -> None:
     """Delete a workspace (workspace admins). Refused while it holds resources, unless --cascade."""
-    if not yes:
-        what = " and every resource in it" if cascade else ""
-        typer.confirm(f"Delete workspace '{name}'{what}?", abort=True)
-    with connect(ctx, url, token) as client:
-        client.workspaces.delete(name, cascade=cascade)
-    done(f"Deleted workspace '{name}'.")
+    extra = " and every resource in it" if cascade else ""
+    delete_confirmed(
+        ctx,
+        url,
+        token,
+        yes=yes,
+        what=f"workspace '{name}'",
+        call=lambda client: client.workspaces.delete(name, cascade=cascade),
+        question=f"Delete workspace '{name}'{extra}?",
+    )
