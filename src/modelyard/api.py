@@ -14,16 +14,18 @@ from modelyard.model.endpoints import router as models_router
 from modelyard.model_template.endpoints import router as model_templates_router
 from modelyard.workspace.endpoints import router as workspaces_router
 
+# FastAPI matches a request against the routes one by one, in this order, and each candidate costs about a
+# microsecond: the routers that serving fleets and pipelines poll (models, adapters, files) come first.
 ROUTERS = [
-    health_router,
-    identity_router,
-    workspaces_router,
-    filesets_router,
     models_router,
-    model_templates_router,
     adapters_router,
+    filesets_router,
+    model_templates_router,
+    workspaces_router,
     lineage_router,
     events_router,
+    identity_router,
+    health_router,
 ]
 
 

@@ -21,6 +21,7 @@ from modelyard.config import Settings, get_settings
 from modelyard.context import AppContext
 from modelyard.db.engine import Database
 from modelyard.errors import ErrorBody, ModelyardError
+from modelyard.identity.principals import PrincipalCache, PrincipalListener
 from modelyard.job import repository as jobs
 from modelyard.observability import Metrics, RequestMiddleware
 from modelyard.storage import create_store
@@ -130,7 +131,10 @@ def create_app(
     settings = settings or get_settings()
     db = db or Database(settings.database_url)
     metrics = Metrics()
-    ctx = AppContext(settings=settings, db=db, store=create_store(settings), authenticate=auth.authenticate)
+    principals = PrincipalCache(settings.token_cache_seconds)
+    ctx = AppContext(
+        settings=settings, db=db, store=create_store(settings), principals=principals, authenticate=auth.authenticate
+    )
     run_worker = settings.worker if start_worker is None else start_worker
 
     def job_counts() -> dict[str, int]:
@@ -142,6 +146,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         worker = None
+        listener = None
+        if not db.is_sqlite and principals.enabled:
+            # Other processes may revoke tokens this one has cached: hear about it (see identity.principals).
+            listener = PrincipalListener(db.url, principals)
+            listener.start()
         if run_worker:
             from modelyard.job.worker import Worker
 
@@ -152,6 +161,8 @@ def create_app(
         finally:
             if worker is not None:
                 await run_in_threadpool(worker.stop)
+            if listener is not None:
+                await run_in_threadpool(listener.stop)
 
     app = FastAPI(
         title="modelyard",

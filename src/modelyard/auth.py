@@ -11,10 +11,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from modelyard.db.base import utcnow
 from modelyard.errors import Forbidden, Unauthorized
 from modelyard.identity import repository
+from modelyard.identity.principals import PrincipalCache
 from modelyard.kit.routing import DbSession
 
 TOKEN_PREFIX = "myd_"  # noqa: S105 (a marker, not a secret)
@@ -48,30 +50,53 @@ def extract_token(headers: Mapping[str, str]) -> str | None:
     return headers.get("x-auth-token") or headers.get("x-api-key")
 
 
-def authenticate(session: Session, request: Request) -> Principal:
-    """The caller of this request; 401 in the error shape when the token is missing, unknown or expired."""
-    cached: Principal | None = getattr(request.state, "principal", None)
-    if cached is not None:
-        return cached
+def _token_hash(request: Request) -> str:
     token = extract_token(request.headers)
     if not token:
         raise Unauthorized("Missing API token", error_code="MISSING_TOKEN")
     if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
         raise Unauthorized("Invalid API token", error_code="INVALID_TOKEN")
-    found = repository.find_token(session, hash_token(token))
+    return hash_token(token)
+
+
+def _remember(request: Request, principal: Principal) -> Principal:
+    request.state.principal = principal
+    request.state.user = principal.name  # for the access log
+    return principal
+
+
+def authenticate(session: Session, request: Request) -> Principal:
+    """The caller of this request; 401 in the error shape when the token is missing, unknown or expired. Answers
+    from the app's principal cache when it can (see modelyard.identity.principals), else from the database."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    token_hash = _token_hash(request)
+    cache: PrincipalCache = request.app.state.ctx.principals
+    hit = cache.get(token_hash)
+    if hit is not None:
+        return _remember(request, hit)
+    generation = cache.generation()
+    found = repository.find_token(session, token_hash)
     if found is None:
         raise Unauthorized("Invalid API token", error_code="INVALID_TOKEN")
     api_token, user = found
     if api_token.expires_at is not None and api_token.expires_at <= utcnow():
         raise Unauthorized(f"API token '{api_token.name}' has expired", error_code="TOKEN_EXPIRED")
     principal = Principal(user_id=user.id, name=user.name, is_admin=user.is_admin, token_id=api_token.id)
-    request.state.principal = principal
-    request.state.user = user.name  # for the access log
-    return principal
+    cache.put(token_hash, principal, api_token.expires_at, generation)
+    return _remember(request, principal)
 
 
-def current_principal(request: Request, session: DbSession) -> Principal:
-    return authenticate(session, request)
+async def current_principal(request: Request, session: DbSession) -> Principal:
+    """The dependency: a cache hit answers on the event loop; only a miss goes to a thread for the database."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    hit = request.app.state.ctx.principals.get(_token_hash(request))
+    if hit is not None:
+        return _remember(request, hit)
+    return await run_in_threadpool(authenticate, session, request)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

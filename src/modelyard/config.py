@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=50 * 1024**3, ge=1, description="Largest accepted file upload into a fileset (413 above)."
     )
+    token_cache_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="How long a server process may reuse a token lookup (0: look every token up). Revoking a token, or "
+        "changing or deleting a user, takes effect at once in every process (PostgreSQL: through LISTEN/NOTIFY).",
+    )
     idempotency_ttl_seconds: int = Field(
         default=24 * 3600, ge=60, description="How long an `Idempotency-Key` is remembered."
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 from modelyard.config import Settings
 from modelyard.db.engine import Database
+from modelyard.identity.principals import PrincipalCache
 from modelyard.storage import BlobStore
 
 
@@ -16,5 +17,6 @@ class AppContext:
     settings: Settings
     db: Database
     store: BlobStore
+    principals: PrincipalCache
     # Set by the app: resolves the caller of a request (see modelyard.auth.authenticate).
     authenticate: Callable[..., Any]

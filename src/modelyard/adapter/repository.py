@@ -33,16 +33,20 @@ def adapters_query(workspace_id: str, filters: dict[str, Any]) -> sa.Select[Adap
     return stmt
 
 
+# Built once: every GET of a model runs it.
+_OF_MODELS = (
+    sa.select(Adapter, Workspace.name)
+    .join(Workspace, Workspace.id == Adapter.workspace_id)
+    .where(Adapter.model_id.in_(sa.bindparam("model_ids", expanding=True)))
+    .order_by(Adapter.created_at, Adapter.id)
+)
+
+
 def of_models(session: Session, model_ids: list[str]) -> dict[str, list[tuple[Adapter, str]]]:
     """Adapters of each model (from every workspace), with their workspace's name."""
     if not model_ids:
         return {}
-    rows = session.execute(
-        sa.select(Adapter, Workspace.name)
-        .join(Workspace, Workspace.id == Adapter.workspace_id)
-        .where(Adapter.model_id.in_(model_ids))
-        .order_by(Adapter.created_at, Adapter.id)
-    )
+    rows = session.execute(_OF_MODELS, {"model_ids": model_ids})
     out: dict[str, list[tuple[Adapter, str]]] = {}
     for adapter, workspace in rows:
         out.setdefault(adapter.model_id, []).append((adapter, workspace))

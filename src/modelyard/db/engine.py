@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_POOL_SIZE = 64
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -34,11 +35,13 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def create_engine(url: str, *, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
+        # Reads on SQLite run on the event loop (kit.routing.run_db), which must never wait for a connection:
+        # the pool keeps enough for the threads and the loop, and opens more (without limit) when it must.
         engine = sa.create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-            pool_size=pool_size,
-            max_overflow=2 * pool_size,
+            pool_size=max(pool_size, SQLITE_POOL_SIZE),
+            max_overflow=-1,
         )
         _configure_sqlite(engine)
         return engine

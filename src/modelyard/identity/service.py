@@ -14,6 +14,7 @@ from modelyard.db.unique import insert_unique
 from modelyard.errors import Conflict, Forbidden, NotFound, validation_error
 from modelyard.event import service as events
 from modelyard.identity import repository
+from modelyard.identity.principals import principals_changed
 from modelyard.identity.tables import ApiToken, User
 from modelyard.kit.changes import apply_changes
 from modelyard.kit.etag import check_if_match
@@ -94,6 +95,7 @@ def update_user(
     applied = apply_changes(user, changes)
     if applied:
         session.flush()
+        principals_changed(session, user.id)
         events.record(
             session,
             actor=principal.name,
@@ -120,6 +122,7 @@ def delete_user(session: Session, principal: Principal, name: str, if_match: str
             detail={"workspaces": orphaned},
         )
     session.delete(user)
+    principals_changed(session, user.id)
     events.record(session, actor=principal.name, action="user.deleted", kind="user", name=name, resource_id=user.id)
 
 
@@ -177,6 +180,7 @@ def revoke_token(session: Session, principal: Principal, token_id: str) -> None:
     if token is None or (token.user_id != principal.user_id and not principal.is_admin):
         raise NotFound(f"Token '{token_id}' not found", error_code="TOKEN_NOT_FOUND")
     session.delete(token)
+    principals_changed(session, token.user_id)
     events.record(
         session, actor=principal.name, action="token.revoked", kind="token", name=token.name, resource_id=token.id
     )

@@ -7,7 +7,7 @@ commit (FastAPI's yield dependencies may run their exit code after the response 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
@@ -19,6 +19,8 @@ from modelyard.errors import PayloadTooLarge
 from modelyard.kit import idempotency
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+P = ParamSpec("P")
+T = TypeVar("T")
 STREAMED_BODY = "x-modelyard-streamed-body"
 
 
@@ -37,12 +39,32 @@ async def read_body_limited(request: Request, limit: int) -> None:
     request._body = b"".join(chunks)
 
 
+def runs_inline(request: Request) -> bool:
+    """Whether this request's database work may run on the event loop instead of in a worker thread: reads on
+    SQLite. A WAL reader never waits for a lock and an indexed lookup takes microseconds, less than handing the
+    call to a thread and back; writes (which may wait for SQLite's write lock) and PostgreSQL (a network round
+    trip per query) always go to a thread."""
+    return request.method in SAFE_METHODS and bool(request.app.state.ctx.db.is_sqlite)
+
+
+async def run_db(request: Request, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a short database call (an access check, a lookup by key) where `runs_inline` says it belongs."""
+    if runs_inline(request):
+        return fn(*args, **kwargs)
+    return await run_in_threadpool(fn, *args, **kwargs)
+
+
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"The request body is larger than {limit} bytes",
         error_code="BODY_TOO_LARGE",
         solution_msg="Send a smaller body, or raise MODELYARD_MAX_JSON_BYTES on the server",
     )
+
+
+def _has_body(request: Request) -> bool:
+    headers = request.headers
+    return "transfer-encoding" in headers or headers.get("content-length", "0") != "0"
 
 
 def _finish(session: Session, commit: bool) -> None:
@@ -62,7 +84,7 @@ class TransactionalRoute(APIRoute):
 
         async def boundary(request: Request) -> Response:
             ctx = request.app.state.ctx
-            if not streams_body:
+            if not streams_body and (request.method not in SAFE_METHODS or _has_body(request)):
                 await read_body_limited(request, ctx.settings.max_json_bytes)
             write = request.method not in SAFE_METHODS
             session = ctx.db.session(write=write)
@@ -96,12 +118,12 @@ class TransactionalRoute(APIRoute):
                 return response
             finally:
                 if not committed:
-                    await run_in_threadpool(_finish, session, False)
+                    await run_db(request, _finish, session, False)
 
         return boundary
 
 
-def get_session(request: Request) -> Session:
+async def get_session(request: Request) -> Session:
     session: Session = request.state.db
     return session
 

@@ -13,7 +13,7 @@ from modelyard.auth import CurrentPrincipal
 from modelyard.kit.etag import etag_of
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, NoFilters, Page, Pagination, list_params
-from modelyard.kit.routing import DbSession, TransactionalRoute
+from modelyard.kit.routing import DbSession, TransactionalRoute, run_db
 from modelyard.kit.schemas import read_model
 from modelyard.model import repository, service
 from modelyard.model.schemas import (
@@ -52,12 +52,16 @@ ModelName = Annotated[str, Path(description="Model name", max_length=255)]
 VersionNameParam = Annotated[str, Path(description="Version name", max_length=64)]
 
 
-def _model_reader(ws: WorkspaceName, model: ModelName, principal: CurrentPrincipal, session: DbSession) -> ModelAccess:
-    return service.model_access(session, principal, ws, model, Role.VIEWER)
+async def _model_reader(
+    ws: WorkspaceName, model: ModelName, principal: CurrentPrincipal, session: DbSession, request: Request
+) -> ModelAccess:
+    return await run_db(request, service.model_access, session, principal, ws, model, Role.VIEWER)
 
 
-def _model_editor(ws: WorkspaceName, model: ModelName, principal: CurrentPrincipal, session: DbSession) -> ModelAccess:
-    return service.model_access(session, principal, ws, model, Role.EDITOR)
+async def _model_editor(
+    ws: WorkspaceName, model: ModelName, principal: CurrentPrincipal, session: DbSession, request: Request
+) -> ModelAccess:
+    return await run_db(request, service.model_access, session, principal, ws, model, Role.EDITOR)
 
 
 ModelReader = Annotated[ModelAccess, Depends(_model_reader)]
@@ -146,9 +150,9 @@ def list_models(
 
 
 @router.get(MODELS + "/{model}")
-def get_model(access: ModelReader, session: DbSession, response: Response) -> ModelRead:
+async def get_model(access: ModelReader, session: DbSession, request: Request, response: Response) -> ModelRead:
     response.headers["ETag"] = etag_of(access.model)
-    return model_read(session, access.model, access.ws.workspace.name)
+    return await run_db(request, model_read, session, access.model, access.ws.workspace.name)
 
 
 @router.patch(MODELS + "/{model}")

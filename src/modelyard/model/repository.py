@@ -10,6 +10,26 @@ from sqlalchemy.orm import Session
 from modelyard.model.tables import Model, ModelLabel, ModelVersion, ModelVersionFile
 from modelyard.workspace.tables import Membership, Workspace
 
+# Built once: the statement behind every model-scoped request (GET of a model is the hottest path there is).
+_ACCESS = (
+    sa.select(Workspace, Membership.role, Model)
+    .outerjoin(
+        Membership,
+        sa.and_(Membership.workspace_id == Workspace.id, Membership.user_id == sa.bindparam("user_id")),
+    )
+    .outerjoin(Model, sa.and_(Model.workspace_id == Workspace.id, Model.name == sa.bindparam("model")))
+    .where(Workspace.name == sa.bindparam("workspace"))
+)
+
+
+def get_with_access(
+    session: Session, workspace: str, name: str, user_id: str
+) -> tuple[Workspace, str | None, Model | None] | None:
+    """The workspace, the user's role in it and the model (None when absent), in one query; None when the
+    workspace does not exist."""
+    row = session.execute(_ACCESS, {"workspace": workspace, "model": name, "user_id": user_id}).first()
+    return (row[0], row[1], row[2]) if row else None
+
 
 def get_model(session: Session, workspace_id: str, name: str) -> Model | None:
     return session.scalar(sa.select(Model).where(Model.workspace_id == workspace_id, Model.name == name))
@@ -60,10 +80,13 @@ def set_labels(session: Session, model_id: str, labels: dict[str, str]) -> None:
         )
 
 
+_VERSIONS_BY_ID = sa.select(ModelVersion).where(ModelVersion.id.in_(sa.bindparam("ids", expanding=True)))
+
+
 def versions_by_id(session: Session, ids: set[str]) -> dict[str, ModelVersion]:
     if not ids:
         return {}
-    return {v.id: v for v in session.scalars(sa.select(ModelVersion).where(ModelVersion.id.in_(ids)))}
+    return {v.id: v for v in session.scalars(_VERSIONS_BY_ID, {"ids": list(ids)})}
 
 
 def get_version(session: Session, model_id: str, name: str) -> ModelVersion | None:

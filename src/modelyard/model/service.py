@@ -89,13 +89,12 @@ def _workspace_not_found(name: str) -> NotFound:
 def model_access(session: Session, principal: Principal, workspace: str, name: str, need: Role) -> ModelAccess:
     """Resolve a model for a request. Members need `need`; anyone authenticated may read a PUBLIC model; for
     everyone else the workspace does not exist."""
-    found = workspaces.get_with_role(session, workspace, principal.user_id)
+    found = repository.get_with_access(session, workspace, name, principal.user_id)
     if found is None:
         raise _workspace_not_found(workspace)
-    ws, role_value = found
+    ws, role_value, model = found
     role = Role(role_value) if role_value else None
     access = WorkspaceAccess(ws, role, principal)
-    model = repository.get_model(session, ws.id, name)
     if principal.is_admin:
         if model is None:
             raise _model_not_found(workspace, name)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends, Path, Request
 
 from modelyard.auth import CurrentPrincipal
-from modelyard.kit.routing import DbSession
+from modelyard.kit.routing import DbSession, run_db
 from modelyard.workspace import service
 from modelyard.workspace.service import WorkspaceAccess
 from modelyard.workspace.tables import Role
@@ -16,16 +16,22 @@ from modelyard.workspace.tables import Role
 WorkspaceName = Annotated[str, Path(description="Workspace name", max_length=255)]
 
 
-def _reader(ws: WorkspaceName, principal: CurrentPrincipal, session: DbSession) -> WorkspaceAccess:
-    return service.access(session, principal, ws, Role.VIEWER)
+async def _reader(
+    ws: WorkspaceName, principal: CurrentPrincipal, session: DbSession, request: Request
+) -> WorkspaceAccess:
+    return await run_db(request, service.access, session, principal, ws, Role.VIEWER)
 
 
-def _editor(ws: WorkspaceName, principal: CurrentPrincipal, session: DbSession) -> WorkspaceAccess:
-    return service.access(session, principal, ws, Role.EDITOR)
+async def _editor(
+    ws: WorkspaceName, principal: CurrentPrincipal, session: DbSession, request: Request
+) -> WorkspaceAccess:
+    return await run_db(request, service.access, session, principal, ws, Role.EDITOR)
 
 
-def _admin(ws: WorkspaceName, principal: CurrentPrincipal, session: DbSession) -> WorkspaceAccess:
-    return service.access(session, principal, ws, Role.ADMIN)
+async def _admin(
+    ws: WorkspaceName, principal: CurrentPrincipal, session: DbSession, request: Request
+) -> WorkspaceAccess:
+    return await run_db(request, service.access, session, principal, ws, Role.ADMIN)
 
 
 WorkspaceReader = Annotated[WorkspaceAccess, Depends(_reader)]

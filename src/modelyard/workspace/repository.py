@@ -8,14 +8,20 @@ from sqlalchemy.orm import Session, aliased
 from modelyard.identity.tables import User
 from modelyard.workspace.tables import Membership, Workspace
 
+# Built once: every workspace-scoped request runs this, and building a statement costs more than running it.
+_WITH_ROLE = (
+    sa.select(Workspace, Membership.role)
+    .outerjoin(
+        Membership,
+        sa.and_(Membership.workspace_id == Workspace.id, Membership.user_id == sa.bindparam("user_id")),
+    )
+    .where(Workspace.name == sa.bindparam("name"))
+)
+
 
 def get_with_role(session: Session, name: str, user_id: str) -> tuple[Workspace, str | None] | None:
     """The workspace and the user's role in it (None when not a member), in one query."""
-    row = session.execute(
-        sa.select(Workspace, Membership.role)
-        .outerjoin(Membership, sa.and_(Membership.workspace_id == Workspace.id, Membership.user_id == user_id))
-        .where(Workspace.name == name)
-    ).first()
+    row = session.execute(_WITH_ROLE, {"name": name, "user_id": user_id}).first()
     return (row[0], row[1]) if row else None
 
 

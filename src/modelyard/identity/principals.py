@@ -1,0 +1,186 @@
+"""A per-process cache from token hash to the caller (`Principal`), so a request does not look its token up in
+the database every time, and the invalidation that keeps it correct.
+
+Every change that can revoke or alter a principal (a token revoked, a user updated or deleted) calls
+`principals_changed(session, user_id)` inside its transaction:
+
+- after the commit, every cache of this process drops that user's entries (nothing happens on a rollback);
+- on PostgreSQL the same transaction sends `NOTIFY modelyard_principals, '<user_id>'`, which PostgreSQL delivers
+  only if it commits; every server process listens on that channel (`PrincipalListener`) and drops the user's
+  entries too. While a listener is not connected its cache answers nothing, and on (re)connecting it starts empty,
+  so a notification missed during an outage cannot leave a revoked token usable.
+
+A lookup takes the cache's generation before it reads the database and stores its answer only if no invalidation
+happened meanwhile, so a read that raced a revocation cannot put the old principal back. A token's own expiry is
+checked on every hit, and entries also expire after `ttl` seconds as a last safety net."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from modelyard.db.base import utcnow
+
+if TYPE_CHECKING:
+    from modelyard.auth import Principal
+
+log = logging.getLogger("modelyard.auth")
+
+CHANNEL = "modelyard_principals"
+_CHANGED = "modelyard_principals_changed"
+_CACHES: weakref.WeakSet[PrincipalCache] = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class _Entry:
+    principal: Principal
+    token_expires_at: datetime | None
+    stored_at: float
+
+
+class PrincipalCache:
+    def __init__(self, ttl_seconds: float, max_entries: int = 10_000) -> None:
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._suspended = False
+        _CACHES.add(self)
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl > 0 and not self._suspended
+
+    def generation(self) -> int:
+        return self._generation
+
+    def get(self, token_hash: str) -> Principal | None:
+        if not self.enabled:
+            return None
+        with self._lock:
+            entry = self._entries.get(token_hash)
+            if entry is None:
+                return None
+            if time.monotonic() - entry.stored_at > self.ttl or (
+                entry.token_expires_at is not None and entry.token_expires_at <= utcnow()
+            ):
+                del self._entries[token_hash]
+                return None
+            self._entries.move_to_end(token_hash)
+            return entry.principal
+
+    def put(self, token_hash: str, principal: Principal, token_expires_at: datetime | None, generation: int) -> None:
+        """Remember a lookup that began at `generation` (see `generation()`), unless an invalidation came since."""
+        if not self.enabled:
+            return
+        with self._lock:
+            if generation != self._generation:
+                return
+            self._entries[token_hash] = _Entry(principal, token_expires_at, time.monotonic())
+            self._entries.move_to_end(token_hash)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def invalidate(self, user_ids: Iterable[str] | None = None) -> None:
+        """Drop the entries of these users (of everyone when None)."""
+        with self._lock:
+            self._generation += 1
+            if user_ids is None:
+                self._entries.clear()
+                return
+            gone = set(user_ids)
+            for key in [k for k, e in self._entries.items() if e.principal.user_id in gone]:
+                del self._entries[key]
+
+    def suspend(self) -> None:
+        """Answer nothing until `resume()`: used while invalidations from other processes cannot be heard."""
+        with self._lock:
+            self._suspended = True
+            self._generation += 1
+            self._entries.clear()
+
+    def resume(self) -> None:
+        with self._lock:
+            self._suspended = False
+            self._generation += 1
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def principals_changed(session: Session, user_id: str) -> None:
+    """Call inside the transaction that revokes a token or changes or deletes a user."""
+    changed: set[str] | None = session.info.get(_CHANGED)
+    if changed is None:
+        changed = session.info[_CHANGED] = set()
+        event.listen(session, "after_commit", _after_commit, once=True)
+        event.listen(session, "after_rollback", _after_rollback, once=True)
+    changed.add(user_id)
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.pg_notify(CHANNEL, user_id)))
+
+
+def _after_commit(session: Session) -> None:
+    changed = session.info.pop(_CHANGED, None)
+    if changed:
+        for cache in list(_CACHES):
+            cache.invalidate(changed)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_CHANGED, None)
+
+
+class PrincipalListener:
+    """On PostgreSQL: a thread that LISTENs on `CHANNEL` and drops the named users from `cache`. The cache is
+    suspended until the first connection succeeds and whenever the connection is lost."""
+
+    def __init__(self, database_url: str, cache: PrincipalCache, *, retry_seconds: float = 1.0) -> None:
+        url = sa.engine.make_url(database_url).set(drivername="postgresql")
+        self._conninfo = url.render_as_string(hide_password=False)
+        self.cache = cache
+        self.retry_seconds = retry_seconds
+        self._stop = threading.Event()
+        self.connected = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="modelyard-principals", daemon=True)
+
+    def start(self) -> None:
+        self.cache.suspend()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import psycopg
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.cache.resume()
+                    self.connected.set()
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            self.cache.invalidate([note.payload] if note.payload else None)
+            except Exception as exc:
+                log.warning("principal cache listener disconnected (%s); cache suspended", exc)
+            finally:
+                self.connected.clear()
+                self.cache.suspend()
+            self._stop.wait(self.retry_seconds)
