@@ -242,7 +242,7 @@ def mlflow_server(root: Path) -> Server:
     return Server("MLflow (SQLite)", "mlflow", argv, env, cwd, port, "/health")
 
 
-def modelyard_server(root: Path, database_url: str | None, label: str) -> Server:
+def modelyard_server(root: Path, database_url: str | None, label: str, workers: int = 1) -> Server:
     port = free_port()
     cwd = root / label.split()[0].lower() / ("pg" if database_url else "sqlite")
     home = cwd / "home"
@@ -250,7 +250,7 @@ def modelyard_server(root: Path, database_url: str | None, label: str) -> Server
     env.update({"MODELYARD_HOME": str(home), "MODELYARD_PORT": str(port), "MODELYARD_LOG_LEVEL": "WARNING"})
     if database_url:
         env["MODELYARD_DATABASE_URL"] = database_url
-    argv = [sys.executable, "-m", "modelyard", "serve"]
+    argv = [sys.executable, "-m", "modelyard", "serve", "--workers", str(workers)]
     return Server(label, "modelyard", argv, env, cwd, port, "/healthz", home=home)
 
 
@@ -769,6 +769,12 @@ def main() -> None:
         "--mlflow", default="mlflow", help="pip requirement for a new MLflow venv (e.g. mlflow==3.17.2)"
     )
     parser.add_argument("--ceiling-workers", type=int, default=1, help="uvicorn processes of the ceiling app")
+    parser.add_argument(
+        "--pg-workers",
+        type=int,
+        default=2,
+        help="uvicorn processes of modelyard on PostgreSQL (and of a second ceiling with as many processes)",
+    )
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     use_wrk = bool(WRK) and args.wrk
@@ -798,11 +804,13 @@ def main() -> None:
         reports.append(bench_registry(mlflow_server(RUN), sizes, args.scale, use_wrk))
         reports.append(bench_registry(modelyard_server(RUN, None, "modelyard (SQLite)"), sizes, args.scale, use_wrk))
         if args.postgres:
+            n = args.pg_workers
+            label = f"modelyard (PostgreSQL, {n} process{'es' if n > 1 else ''})"
             with postgres_database() as url:
-                reports.append(
-                    bench_registry(modelyard_server(RUN, url, "modelyard (PostgreSQL)"), sizes, args.scale, use_wrk)
-                )
+                reports.append(bench_registry(modelyard_server(RUN, url, label, n), sizes, args.scale, use_wrk))
         reports.append(bench_ceiling(ceiling_server(RUN, args.ceiling_workers), sizes, use_wrk))
+        if args.postgres and args.pg_workers != args.ceiling_workers:
+            reports.append(bench_ceiling(ceiling_server(RUN, args.pg_workers), sizes, use_wrk))
     finally:
         for report in reports:
             report.server.stop()

@@ -22,7 +22,7 @@ from modelyard.adapter.tables import Adapter
 from modelyard.kit.etag import etag_of
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, Page, list_params
-from modelyard.kit.routing import DbSession, TransactionalRoute
+from modelyard.kit.routing import DbSession, TransactionalRoute, run_db
 from modelyard.kit.schemas import read_model
 from modelyard.model.endpoints import ModelName
 from modelyard.model.service import ModelAccess, model_access
@@ -95,17 +95,34 @@ def create_adapter(
     return adapters_read(session, [adapter])[0]
 
 
-@router.get("/adapters")
-def list_adapters(access: WorkspaceReader, session: DbSession, query: Filters) -> Page[AdapterRead]:
-    rows, pagination, token = service.list_adapters(session, access, query)
+def _adapter_page(session: Session, access: WorkspaceAccess, query: ListQuery, model: str | None) -> Page[AdapterRead]:
+    base = _nested_model(session, access, model).model if model is not None else None
+    rows, pagination, token = service.list_adapters(session, access, query, model=base)
     return Page(data=adapters_read(session, rows), pagination=pagination, next_page_token=token)
 
 
-@router.get("/adapters/{adapter}")
-def get_adapter(adapter: str, access: WorkspaceReader, session: DbSession, response: Response) -> AdapterRead:
-    found = service.get_adapter(session, access, adapter)
+def _adapter_answer(
+    session: Session, access: WorkspaceAccess, adapter: str, model: str | None, response: Response
+) -> AdapterRead:
+    base = _nested_model(session, access, model).model if model is not None else None
+    found = service.get_adapter(session, access, adapter, base)
     response.headers["ETag"] = etag_of(found)
     return adapters_read(session, [found])[0]
+
+
+# The reads a serving fleet polls run through run_db: on SQLite, on the event loop without a thread hand-off.
+@router.get("/adapters")
+async def list_adapters(
+    access: WorkspaceReader, session: DbSession, query: Filters, request: Request
+) -> Page[AdapterRead]:
+    return await run_db(request, _adapter_page, session, access, query, None)
+
+
+@router.get("/adapters/{adapter}")
+async def get_adapter(
+    adapter: str, access: WorkspaceReader, session: DbSession, request: Request, response: Response
+) -> AdapterRead:
+    return await run_db(request, _adapter_answer, session, access, adapter, None, response)
 
 
 @router.patch("/adapters/{adapter}")
@@ -165,21 +182,17 @@ def create_model_adapter(
 
 
 @router.get("/models/{model}/adapters")
-def list_model_adapters(
-    model: ModelName, access: WorkspaceReader, session: DbSession, query: Filters
+async def list_model_adapters(
+    model: ModelName, access: WorkspaceReader, session: DbSession, query: Filters, request: Request
 ) -> Page[AdapterRead]:
-    base = _nested_model(session, access, model)
-    rows, pagination, token = service.list_adapters(session, access, query, model=base.model)
-    return Page(data=adapters_read(session, rows), pagination=pagination, next_page_token=token)
+    return await run_db(request, _adapter_page, session, access, query, model)
 
 
 @router.get("/models/{model}/adapters/{adapter}")
-def get_model_adapter(
-    model: ModelName, adapter: str, access: WorkspaceReader, session: DbSession, response: Response
+async def get_model_adapter(
+    model: ModelName, adapter: str, access: WorkspaceReader, session: DbSession, request: Request, response: Response
 ) -> AdapterRead:
-    found = service.get_adapter(session, access, adapter, _nested_model(session, access, model).model)
-    response.headers["ETag"] = etag_of(found)
-    return adapters_read(session, [found])[0]
+    return await run_db(request, _adapter_answer, session, access, adapter, model, response)
 
 
 @router.patch("/models/{model}/adapters/{adapter}")

@@ -4,8 +4,12 @@ failing on a lock upgrade; PostgreSQL goes through psycopg 3 with a connection p
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import threading
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -13,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_POOL_SIZE = 64
+_HOLDS_WRITE_LOCK = "modelyard_holds_write_lock"
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -27,10 +32,46 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    # One writer at a time inside this process: a writer waits on this lock, and is woken the moment the previous
+    # one commits, instead of polling SQLite's busy handler, which sleeps up to 100 ms between tries and lets
+    # latecomers overtake (16 concurrent writers then see p99 latencies of seconds). Writers in other processes
+    # (`modelyard worker`) still meet SQLite's own lock and busy timeout.
+    write_lock = threading.Lock()
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        immediate = conn.get_execution_options().get("modelyard_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if not conn.get_execution_options().get("modelyard_write", False):
+            conn.exec_driver_sql("BEGIN")
+            return
+        if not write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            raise sqlite3.OperationalError("database is locked (waited for this process's other writers)")
+        conn.info[_HOLDS_WRITE_LOCK] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            conn.info.pop(_HOLDS_WRITE_LOCK, None)
+            write_lock.release()
+            raise
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        # The transaction has ended (committed, or rolled back by the pool's reset) once the connection is back.
+        if record.info.pop(_HOLDS_WRITE_LOCK, False):
+            write_lock.release()
+
+    @event.listens_for(engine, "close")
+    def _on_close(_dbapi_connection: Any, record: Any) -> None:
+        if record.info.pop(_HOLDS_WRITE_LOCK, False):
+            write_lock.release()
+
+
+def _loads(text: str | bytes) -> Any:
+    """JSON columns are read with orjson (several times faster than json.loads on every row of a list), falling
+    back to the standard library for what orjson refuses but json.dumps may have written (NaN, Infinity)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -42,10 +83,13 @@ def create_engine(url: str, *, pool_size: int = 10) -> Engine:
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             pool_size=max(pool_size, SQLITE_POOL_SIZE),
             max_overflow=-1,
+            json_deserializer=_loads,
         )
         _configure_sqlite(engine)
         return engine
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=2 * pool_size, pool_pre_ping=True)
+    return sa.create_engine(
+        url, pool_size=pool_size, max_overflow=2 * pool_size, pool_pre_ping=True, json_deserializer=_loads
+    )
 
 
 class Database:

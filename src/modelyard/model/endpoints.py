@@ -43,6 +43,7 @@ from modelyard.model_template.schemas import (
     ValidateRequest,
 )
 from modelyard.workspace.dependencies import WorkspaceEditor, WorkspaceName, WorkspaceReader
+from modelyard.workspace.service import WorkspaceAccess
 from modelyard.workspace.tables import Role
 
 router = APIRouter(prefix="/v1", tags=["models"], route_class=TransactionalRoute)
@@ -141,12 +142,21 @@ def create_model(
     return ModelReplaced(**out.model_dump(), new_version=new, coercions=[Coercion(**c) for c in coercions])
 
 
-@router.get(MODELS)
-def list_models(
-    access: WorkspaceReader, session: DbSession, query: Annotated[ListQuery, Depends(list_params(ModelFilters))]
-) -> Page[ModelRead]:
+def _model_page(session: Session, access: WorkspaceAccess, query: ListQuery) -> Page[ModelRead]:
     rows, pagination, token = service.list_models(session, access, query)
     return Page(data=_models_read(session, rows, access.workspace.name), pagination=pagination, next_page_token=token)
+
+
+# GET of a model and the list are what pipelines and serving fleets poll: through run_db they run on the event
+# loop on SQLite, without a thread hand-off per call.
+@router.get(MODELS)
+async def list_models(
+    access: WorkspaceReader,
+    session: DbSession,
+    query: Annotated[ListQuery, Depends(list_params(ModelFilters))],
+    request: Request,
+) -> Page[ModelRead]:
+    return await run_db(request, _model_page, session, access, query)
 
 
 @router.get(MODELS + "/{model}")
