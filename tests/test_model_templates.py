@@ -373,6 +373,7 @@ def test_lists_paginate_sort_and_filter(client: TestClient) -> None:
         "current_page_size": 1,
         "total_pages": 2,
         "total_results": 3,
+        "total_results_exact": True,
     }
     first = client.get(TEMPLATES, params={"page_size": 2, "sort": "-name"}).json()
     rest = client.get(TEMPLATES, params={"page_size": 2, "sort": "-name", "page_token": first["next_page_token"]})

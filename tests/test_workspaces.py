@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from modelyard.db.base import new_id, utcnow
 from modelyard.db.engine import Database
+from modelyard.kit import pagination
 from modelyard.workspace import service
 from modelyard.workspace.tables import Membership, Workspace
 from tests.fixtures.app import MakeUser, error_shape
@@ -203,7 +204,14 @@ def test_page_numbers(client: TestClient) -> None:
         client.post("/v1/workspaces", json={"name": f"p{i}"})
     r = client.get("/v1/workspaces", params={"page": 2, "page_size": 2, "sort": "name"}).json()
     assert [w["name"] for w in r["data"]] == ["p1", "p2"]
-    assert r["pagination"] == {"page": 2, "page_size": 2, "current_page_size": 2, "total_pages": 3, "total_results": 6}
+    assert r["pagination"] == {
+        "page": 2,
+        "page_size": 2,
+        "current_page_size": 2,
+        "total_pages": 3,
+        "total_results": 6,
+        "total_results_exact": True,
+    }
     prefixed = client.get("/v1/workspaces", params={"name_prefix": "p", "sort": "-name"}).json()
     assert [w["name"] for w in prefixed["data"]] == ["p4", "p3", "p2", "p1", "p0"]
 
@@ -235,3 +243,38 @@ def test_page_token_carries_the_first_count(client: TestClient) -> None:
     assert body["pagination"]["page"] == 2
     assert body["pagination"]["total_results"] == 5  # as of the first page: no count(*) on continuations
     assert [w["name"] for w in body["data"]] == ["c2", "c3"]
+
+
+def test_counts_stop_at_the_cap_and_the_walk_still_reaches_the_end(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pagination, "COUNT_CAP", 3)
+    for i in range(5):
+        client.post("/v1/workspaces", json={"name": f"k{i}"})
+    first = client.get("/v1/workspaces", params={"page_size": 2, "sort": "name", "name_prefix": "k"}).json()
+    assert first["pagination"]["total_results"] == 3
+    assert first["pagination"]["total_results_exact"] is False
+    assert first["pagination"]["total_pages"] == 2
+    seen = [w["name"] for w in first["data"]]
+    token = first["next_page_token"]
+    while token:
+        page = client.get(
+            "/v1/workspaces", params={"page_size": 2, "sort": "name", "name_prefix": "k", "page_token": token}
+        ).json()
+        assert page["pagination"]["total_results_exact"] is False
+        seen += [w["name"] for w in page["data"]]
+        token = page["next_page_token"]
+    assert seen == [f"k{i}" for i in range(5)]
+    exact = client.get("/v1/workspaces", params={"page_size": 2, "name_prefix": "k1"}).json()["pagination"]
+    assert (exact["total_results"], exact["total_results_exact"]) == (1, True)
+
+
+def test_a_short_page_is_its_own_count(client: TestClient) -> None:
+    for i in range(3):
+        client.post("/v1/workspaces", json={"name": f"s{i}"})
+    r = client.get("/v1/workspaces", params={"page": 2, "page_size": 2, "name_prefix": "s", "sort": "name"}).json()
+    assert [w["name"] for w in r["data"]] == ["s2"]
+    assert (r["pagination"]["total_results"], r["pagination"]["total_pages"]) == (3, 2)
+    beyond = client.get("/v1/workspaces", params={"page": 5, "page_size": 2, "name_prefix": "s"}).json()
+    assert beyond["data"] == []
+    assert beyond["pagination"]["total_results"] == 3

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from modelyard.adapter.tables import Adapter
+from modelyard.db.match import starts_with
 from modelyard.fileset.tables import Fileset
 from modelyard.lineage.tables import FineTuningJob, Prompt
 from modelyard.model.tables import Model, ModelVersion
@@ -29,7 +30,7 @@ def adapters_query(workspace_id: str, filters: dict[str, Any]) -> sa.Select[Adap
     if "fileset_id" in filters:
         stmt = stmt.where(Adapter.fileset_id == filters["fileset_id"])
     if "name_prefix" in filters:
-        stmt = stmt.where(Adapter.name.startswith(filters["name_prefix"], autoescape=True))
+        stmt = stmt.where(starts_with(Adapter.name, filters["name_prefix"]))
     return stmt
 
 

@@ -59,6 +59,8 @@ def _configure_sqlite(engine: Engine) -> None:
         if record.info.pop(_HOLDS_WRITE_LOCK, False):
             write_lock.release()
 
+    # A connection that is thrown away instead of returned (closed, or invalidated after an error, which closes it)
+    # must not take the lock with it: every later writer of the process would wait for ever.
     @event.listens_for(engine, "close")
     def _on_close(_dbapi_connection: Any, record: Any) -> None:
         if record.info.pop(_HOLDS_WRITE_LOCK, False):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -38,3 +39,17 @@ def current_revision(engine: Engine) -> str | None:
 
 def is_at_head(engine: Engine) -> bool:
     return current_revision(engine) == head_revision()
+
+
+def for_this_dialect(dialect: str) -> Callable[..., bool]:
+    """An Alembic `include_object` hook: leave out of autogenerate's comparison the indexes declared for another
+    database only (`Index(...).ddl_if(dialect="postgresql")`), which that database never has."""
+
+    def include(obj: object, _name: str | None, type_: str, _reflected: bool, _compare_to: object) -> bool:
+        if type_ != "index":
+            return True
+        ddl_if = getattr(obj, "_ddl_if", None)
+        wanted = getattr(ddl_if, "dialect", None)
+        return wanted is None or wanted == dialect
+
+    return include

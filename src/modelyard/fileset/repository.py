@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from modelyard.db.match import starts_with
 from modelyard.fileset.tables import Blob, Fileset, FilesetFile
 
 
@@ -22,7 +23,7 @@ def filesets_query(workspace_id: str, filters: dict[str, object]) -> sa.Select[F
     if "storage" in filters:
         stmt = stmt.where(Fileset.storage == filters["storage"])
     if "name_prefix" in filters:
-        stmt = stmt.where(Fileset.name.startswith(str(filters["name_prefix"]), autoescape=True))
+        stmt = stmt.where(starts_with(Fileset.name, str(filters["name_prefix"])))
     return stmt
 
 
@@ -37,7 +38,7 @@ def get_file(session: Session, fileset_id: str, path: str) -> FilesetFile | None
 def files_query(fileset_id: str, prefix: str) -> sa.Select[FilesetFile]:
     stmt = sa.select(FilesetFile).where(FilesetFile.fileset_id == fileset_id)
     if prefix:
-        stmt = stmt.where(FilesetFile.path.startswith(prefix, autoescape=True))
+        stmt = stmt.where(starts_with(FilesetFile.path, prefix))
     return stmt
 
 
@@ -72,7 +73,7 @@ def clashing_path(session: Session, fileset_id: str, path: str) -> str | None:
     """An existing file that is a parent directory of `path`, or lies under `path` as a directory, if any."""
     parts = path.split("/")
     parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
-    conditions = [FilesetFile.path.startswith(path + "/", autoescape=True)]
+    conditions = [starts_with(FilesetFile.path, path + "/")]
     if parents:
         conditions.append(FilesetFile.path.in_(parents))
     return session.scalar(

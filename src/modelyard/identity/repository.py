@@ -5,13 +5,19 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from modelyard.db.match import starts_with
 from modelyard.identity.tables import ApiToken, User
+
+# Built once: a request whose token is not in the principal cache runs it.
+_FIND_TOKEN = (
+    sa.select(ApiToken, User)
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == sa.bindparam("token_hash"))
+)
 
 
 def find_token(session: Session, token_hash: str) -> tuple[ApiToken, User] | None:
-    row = session.execute(
-        sa.select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == token_hash)
-    ).first()
+    row = session.execute(_FIND_TOKEN, {"token_hash": token_hash}).first()
     return (row[0], row[1]) if row else None
 
 
@@ -22,7 +28,7 @@ def get_user_by_name(session: Session, name: str) -> User | None:
 def users_query(name_prefix: str | None = None, is_admin: bool | None = None) -> sa.Select[User]:
     stmt = sa.select(User)
     if name_prefix:
-        stmt = stmt.where(User.name.startswith(name_prefix, autoescape=True))
+        stmt = stmt.where(starts_with(User.name, name_prefix))
     if is_admin is not None:
         stmt = stmt.where(User.is_admin == is_admin)
     return stmt

@@ -16,13 +16,15 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from fastapi import Depends, Query, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from modelyard.db.base import UTCDateTime
 from modelyard.errors import BadRequest, validation_error
 
 T = TypeVar("T")
+# A first page counts the matching rows up to this many, no further (a lower bound is reported beyond it).
+COUNT_CAP = 10_000
 
 PAGING_PARAMS = ("page", "page_size", "sort", "page_token")
 DEFAULT_SORTS = ("created_at", "updated_at", "name")
@@ -44,6 +46,11 @@ class Pagination(BaseModel):
     current_page_size: int
     total_pages: int
     total_results: int
+    total_results_exact: bool = Field(
+        default=True,
+        description=f"False when more than {COUNT_CAP:,} results match: total_results (and total_pages) then stop at "
+        f"{COUNT_CAP:,}, a lower bound; follow next_page_token to the end",
+    )
 
 
 class Page(BaseModel, Generic[T]):
@@ -176,8 +183,20 @@ def paginate(
     has_more = len(rows) > query.page_size
     rows = rows[: query.page_size]
     if total is None:
-        # Counted once, on the first page; continuations carry it in the token, so a deep page costs no scan.
-        total = session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())) or 0
+        # Counted once, on the first page; continuations carry it in the token, so a deep page costs no scan. A
+        # first page that is not full is the whole answer; otherwise the count stops at COUNT_CAP + 1 rows, so no
+        # list reads a whole table (-1 in the token stands for "more than COUNT_CAP").
+        if not has_more and (rows or page_number == 1):
+            total = (page_number - 1) * query.page_size + len(rows)
+        else:
+            capped = (
+                stmt.order_by(None)
+                .with_only_columns(sa.literal(1), maintain_column_froms=True)
+                .limit(COUNT_CAP + 1)
+                .subquery()
+            )
+            counted = session.scalar(sa.select(sa.func.count()).select_from(capped)) or 0
+            total = counted if counted <= COUNT_CAP else -1
     next_token = None
     if has_more and rows:
         last_row = rows[-1]
@@ -191,12 +210,15 @@ def paginate(
         }
         raw = json.dumps(payload, separators=(",", ":")).encode()
         next_token = base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    exact = total >= 0
+    shown = total if exact else COUNT_CAP
     pagination = Pagination(
         page=page_number,
         page_size=query.page_size,
         current_page_size=len(rows),
-        total_pages=math.ceil(total / query.page_size) if total else 0,
-        total_results=total,
+        total_pages=math.ceil(shown / query.page_size) if shown else 0,
+        total_results=shown,
+        total_results_exact=exact,
     )
     return rows, pagination, next_token
 

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from modelyard.db.match import starts_with
 from modelyard.db.unique import insert_unique
 from modelyard.errors import BadRequest, Conflict, NotFound
 from modelyard.event import service as events
@@ -143,7 +144,7 @@ def listing(
 ) -> tuple[list[Record], Pagination, str | None]:
     stmt = sa.select(table).where(table.workspace_id == ws.workspace.id)
     if "name_prefix" in query.filters:
-        stmt = stmt.where(table.name.startswith(query.filters["name_prefix"], autoescape=True))
+        stmt = stmt.where(starts_with(table.name, query.filters["name_prefix"]))
     if "status" in query.filters and table is FineTuningJob:
         stmt = stmt.where(FineTuningJob.status == query.filters["status"])
     return paginate(

@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from modelyard.db.match import starts_with
 from modelyard.model.tables import Model, ModelLabel, ModelVersion, ModelVersionFile
 from modelyard.workspace.tables import Membership, Workspace
 
@@ -54,7 +55,7 @@ def models_query(workspace_id: str, filters: dict[str, Any]) -> sa.Select[Model]
     if "visibility" in filters:
         stmt = stmt.where(Model.visibility == filters["visibility"])
     if "name_prefix" in filters:
-        stmt = stmt.where(Model.name.startswith(filters["name_prefix"], autoescape=True))
+        stmt = stmt.where(starts_with(Model.name, filters["name_prefix"]))
     if "has_adapters" in filters:
         from modelyard.adapter.tables import Adapter
 
@@ -102,7 +103,7 @@ def versions_query(model_id: str, filters: dict[str, Any]) -> sa.Select[ModelVer
     if "status" in filters:
         stmt = stmt.where(ModelVersion.status == filters["status"])
     if "name_prefix" in filters:
-        stmt = stmt.where(ModelVersion.name.startswith(filters["name_prefix"], autoescape=True))
+        stmt = stmt.where(starts_with(ModelVersion.name, filters["name_prefix"]))
     return stmt
 
 

@@ -71,6 +71,13 @@ class Model(Base):
         sa.Index("ix_models_workspace_id_model_type", "workspace_id", "model_type"),
         sa.Index("ix_models_workspace_id_visibility", "workspace_id", "visibility"),
         sa.Index("ix_models_visibility", "visibility"),
+        # LIKE 'prefix%' on PostgreSQL (SQLite answers prefixes from the unique index, see modelyard.db.match).
+        sa.Index(
+            "ix_models_workspace_id_name_pattern",
+            "workspace_id",
+            "name",
+            postgresql_ops={"name": "varchar_pattern_ops"},
+        ).ddl_if(dialect="postgresql"),
         sa.CheckConstraint(
             "model_type IN ('COMPLETION', 'CHAT_COMPLETION', 'AGENT', 'EMBEDDING', 'RERANKING', 'GENERIC')",
             name="model_type",

@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from modelyard.db.match import starts_with
 from modelyard.model.tables import Model
 from modelyard.model_template.tables import ModelTemplate
 from modelyard.workspace.tables import Membership, Workspace
@@ -39,7 +40,7 @@ def _filtered(stmt: sa.Select[ModelTemplate], filters: dict[str, Any]) -> sa.Sel
     if "endpoint_type" in filters:
         stmt = stmt.where(ModelTemplate.endpoint_type == filters["endpoint_type"])
     if "name_prefix" in filters:
-        stmt = stmt.where(ModelTemplate.name.startswith(filters["name_prefix"], autoescape=True))
+        stmt = stmt.where(starts_with(ModelTemplate.name, filters["name_prefix"]))
     return stmt
 
 

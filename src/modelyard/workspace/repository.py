@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
+from modelyard.db.match import starts_with
 from modelyard.identity.tables import User
 from modelyard.workspace.tables import Membership, Workspace
 
@@ -31,7 +32,7 @@ def workspaces_query(user_id: str | None, name_prefix: str | None) -> sa.Select[
     if user_id is not None:
         stmt = stmt.join(Membership, Membership.workspace_id == Workspace.id).where(Membership.user_id == user_id)
     if name_prefix:
-        stmt = stmt.where(Workspace.name.startswith(name_prefix, autoescape=True))
+        stmt = stmt.where(starts_with(Workspace.name, name_prefix))
     return stmt
 
 

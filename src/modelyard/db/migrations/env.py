@@ -10,6 +10,7 @@ from alembic import context
 
 import modelyard.db.tables  # noqa: F401  (fills Base.metadata)
 from modelyard.db.base import Base
+from modelyard.db.migrate import for_this_dialect
 
 engine = context.config.attributes["engine"]
 
@@ -25,6 +26,7 @@ with engine.connect() as connection:
             target_metadata=Base.metadata,
             render_as_batch=sqlite,
             compare_type=True,
+            include_object=for_this_dialect(connection.dialect.name),
         )
         with context.begin_transaction():
             context.run_migrations()

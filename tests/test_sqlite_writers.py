@@ -1,0 +1,95 @@
+"""SQLite's writers inside one process queue on a lock (modelyard.db.engine): every way a write transaction ends
+must hand the lock on, or every later writer of the process would wait for ever."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from modelyard.db.engine import Database
+from modelyard.workspace.tables import Workspace
+
+
+@pytest.fixture
+def sqlite_db(db: Database) -> Database:
+    if not db.is_sqlite:
+        pytest.skip("the writer lock is SQLite's")
+    return db
+
+
+def _next_writer_gets_through(db: Database) -> None:
+    """Another thread's write transaction starts and commits (it would hang on a leaked lock)."""
+    done = threading.Event()
+
+    def write() -> None:
+        with db.session(write=True) as session:
+            session.add(Workspace(name="after", description="", created_by="t", updated_by="t"))
+            session.commit()
+        done.set()
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    assert done.wait(10), "a later writer is stuck: the writer lock was not released"
+
+
+def _commit(db: Database) -> None:
+    with db.session(write=True) as session:
+        session.add(Workspace(name="first", description="", created_by="t", updated_by="t"))
+        session.commit()
+
+
+def _rollback_after_error(db: Database) -> None:
+    _commit(db)
+    with db.session(write=True) as session:
+        session.add(Workspace(name="first", description="", created_by="t", updated_by="t"))
+        with pytest.raises(IntegrityError):
+            session.flush()
+        session.rollback()
+
+
+def _close_without_commit(db: Database) -> None:
+    session = db.session(write=True)
+    session.execute(sa.select(Workspace.id))  # BEGIN IMMEDIATE: the lock is taken
+    session.close()
+
+
+def _invalidate(db: Database) -> None:
+    session = db.session(write=True)
+    session.connection().invalidate()
+    session.close()
+
+
+@pytest.mark.parametrize("end", [_commit, _rollback_after_error, _close_without_commit, _invalidate])
+def test_every_end_of_a_write_releases_the_lock(sqlite_db: Database, end: Callable[[Database], None]) -> None:
+    end(sqlite_db)
+    _next_writer_gets_through(sqlite_db)
+    with sqlite_db.session(write=False) as session:
+        assert session.scalar(sa.select(sa.func.count()).where(Workspace.name == "after")) == 1
+
+
+def test_writers_wait_for_each_other_instead_of_failing(sqlite_db: Database) -> None:
+    errors: list[BaseException] = []
+
+    def write(i: int) -> None:
+        try:
+            with sqlite_db.session(write=True) as session:
+                count = session.scalar(sa.select(sa.func.count()).select_from(Workspace)) or 0
+                session.add(Workspace(name=f"w{i}-{count}", description="", created_by="t", updated_by="t"))
+                session.commit()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    with sqlite_db.session(write=False) as session:
+        names = session.scalars(sa.select(Workspace.name)).all()
+    # Each writer saw the ones before it: the counts 0..15 each appear once, so no two overlapped.
+    assert sorted(int(n.split("-")[1]) for n in names) == list(range(16))
