@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from modelyard.db.base import Base, JSONType, UTCDateTime, new_id, utcnow
+from modelyard.db.match import prefix_index
 
 
 class Adapter(Base):
@@ -52,12 +53,7 @@ class Adapter(Base):
         sa.Index("ix_adapters_workspace_id_created_at_id", "workspace_id", "created_at", "id"),
         sa.Index("ix_adapters_workspace_id_updated_at_id", "workspace_id", "updated_at", "id"),
         sa.Index("ix_adapters_workspace_id_model_id_created_at_id", "workspace_id", "model_id", "created_at", "id"),
-        sa.Index(
-            "ix_adapters_workspace_id_name_pattern",
-            "workspace_id",
-            "name",
-            postgresql_ops={"name": "varchar_pattern_ops"},
-        ).ddl_if(dialect="postgresql"),
+        prefix_index("ix_adapters_workspace_id_name_pattern", "workspace_id"),
         sa.Index("ix_adapters_workspace_id_enabled", "workspace_id", "enabled"),
         sa.Index("ix_adapters_workspace_id_finetuning_type", "workspace_id", "finetuning_type"),
         sa.Index("ix_adapters_fileset_id", "fileset_id"),

@@ -59,3 +59,9 @@ def _like(element: StartsWith, compiler: Any, **kw: Any) -> str:
 @compiles(StartsWith, "sqlite")
 def _range(element: StartsWith, compiler: Any, **kw: Any) -> str:
     return str(compiler.process(element.range_form.self_group(), **kw))
+
+
+def prefix_index(name: str, *leading: str, column: str = "name") -> sa.Index:
+    """The PostgreSQL index that answers `starts_with(column, ...)` (LIKE 'prefix%') after equality on `leading`
+    columns; SQLite has no use for it (it answers prefixes from its ordinary indexes), so it is not created there."""
+    return sa.Index(name, *leading, column, postgresql_ops={column: "varchar_pattern_ops"}).ddl_if(dialect="postgresql")

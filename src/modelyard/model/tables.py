@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from modelyard.db.base import Base, JSONType, UTCDateTime, new_id, utcnow
+from modelyard.db.match import prefix_index
 
 
 class ModelType(enum.StrEnum):
@@ -72,12 +73,7 @@ class Model(Base):
         sa.Index("ix_models_workspace_id_visibility", "workspace_id", "visibility"),
         sa.Index("ix_models_visibility", "visibility"),
         # LIKE 'prefix%' on PostgreSQL (SQLite answers prefixes from the unique index, see modelyard.db.match).
-        sa.Index(
-            "ix_models_workspace_id_name_pattern",
-            "workspace_id",
-            "name",
-            postgresql_ops={"name": "varchar_pattern_ops"},
-        ).ddl_if(dialect="postgresql"),
+        prefix_index("ix_models_workspace_id_name_pattern", "workspace_id"),
         sa.CheckConstraint(
             "model_type IN ('COMPLETION', 'CHAT_COMPLETION', 'AGENT', 'EMBEDDING', 'RERANKING', 'GENERIC')",
             name="model_type",
