@@ -8,10 +8,13 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 from sqlalchemy.exc import IntegrityError
 
+from modelyard.db import engine
 from modelyard.db.engine import Database
 from modelyard.workspace.tables import Workspace
+from tests.fixtures.app import error_shape
 
 
 @pytest.fixture
@@ -93,3 +96,20 @@ def test_writers_wait_for_each_other_instead_of_failing(sqlite_db: Database) -> 
         names = session.scalars(sa.select(Workspace.name)).all()
     # Each writer saw the ones before it: the counts 0..15 each appear once, so no two overlapped.
     assert sorted(int(n.split("-")[1]) for n in names) == list(range(16))
+
+
+def test_a_writer_that_waits_too_long_gets_503_and_changes_nothing(
+    sqlite_db: Database, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    holder = sqlite_db.session(write=True)
+    holder.execute(sa.select(Workspace.id))  # holds the writer lock
+    try:
+        r = client.post("/v1/workspaces", json={"name": "late"})
+    finally:
+        holder.close()
+    assert r.status_code == 503
+    assert error_shape(r)["error_code"] == "DATABASE_BUSY"
+    assert r.headers["Retry-After"] == "1"
+    assert client.get("/v1/workspaces/late").status_code == 404
+    assert client.post("/v1/workspaces", json={"name": "late"}).status_code == 201

@@ -5,7 +5,6 @@ failing on a lock upgrade; PostgreSQL goes through psycopg 3 with a connection p
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from typing import Any
 
@@ -14,6 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from modelyard.errors import ServiceUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_POOL_SIZE = 64
@@ -43,8 +44,14 @@ def _configure_sqlite(engine: Engine) -> None:
         if not conn.get_execution_options().get("modelyard_write", False):
             conn.exec_driver_sql("BEGIN")
             return
-        if not write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
-            raise sqlite3.OperationalError("database is locked (waited for this process's other writers)")
+        waited = SQLITE_BUSY_TIMEOUT_MS / 1000
+        if not write_lock.acquire(timeout=waited):
+            raise ServiceUnavailable(
+                f"The database is busy: other writes have held it for {waited:g} s",
+                error_code="DATABASE_BUSY",
+                solution_msg="Retry in a moment; if it lasts, look for a long-running write in the server's log",
+                headers={"Retry-After": "1"},
+            )
         conn.info[_HOLDS_WRITE_LOCK] = True
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
