@@ -11,13 +11,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from modelyard.db.base import utcnow
 from modelyard.errors import Forbidden, Unauthorized
 from modelyard.identity import repository
 from modelyard.identity.principals import PrincipalCache
-from modelyard.kit.routing import DbSession
+from modelyard.kit.routing import DbSession, run_db
 
 TOKEN_PREFIX = "myd_"  # noqa: S105 (a marker, not a secret)
 MAX_TOKEN_LENGTH = 512
@@ -65,17 +64,14 @@ def _remember(request: Request, principal: Principal) -> Principal:
     return principal
 
 
-def authenticate(session: Session, request: Request) -> Principal:
-    """The caller of this request; 401 in the error shape when the token is missing, unknown or expired. Answers
-    from the app's principal cache when it can (see modelyard.identity.principals), else from the database."""
-    cached: Principal | None = getattr(request.state, "principal", None)
-    if cached is not None:
-        return cached
-    token_hash = _token_hash(request)
+def _cache(request: Request) -> PrincipalCache:
     cache: PrincipalCache = request.app.state.ctx.principals
-    hit = cache.get(token_hash)
-    if hit is not None:
-        return _remember(request, hit)
+    return cache
+
+
+def _look_up(session: Session, request: Request, token_hash: str) -> Principal:
+    """The caller from the database (a cache miss); remembered in the cache unless a revocation raced the read."""
+    cache = _cache(request)
     generation = cache.generation()
     found = repository.find_token(session, token_hash)
     if found is None:
@@ -88,15 +84,27 @@ def authenticate(session: Session, request: Request) -> Principal:
     return _remember(request, principal)
 
 
-async def current_principal(request: Request, session: DbSession) -> Principal:
-    """The dependency: a cache hit answers on the event loop; only a miss goes to a thread for the database."""
+def authenticate(session: Session, request: Request) -> Principal:
+    """The caller of this request; 401 in the error shape when the token is missing, unknown or expired. Answers
+    from the app's principal cache when it can (see modelyard.identity.principals), else from the database."""
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
-    hit = request.app.state.ctx.principals.get(_token_hash(request))
+    token_hash = _token_hash(request)
+    hit = _cache(request).get(token_hash)
+    return _remember(request, hit) if hit is not None else _look_up(session, request, token_hash)
+
+
+async def current_principal(request: Request, session: DbSession) -> Principal:
+    """The dependency: a cache hit answers on the event loop; a miss reads the database where run_db says."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    token_hash = _token_hash(request)
+    hit = _cache(request).get(token_hash)
     if hit is not None:
         return _remember(request, hit)
-    return await run_in_threadpool(authenticate, session, request)
+    return await run_db(request, _look_up, session, request, token_hash)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
