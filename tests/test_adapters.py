@@ -577,3 +577,56 @@ def test_deleting_a_linked_job_is_logged_on_the_adapter(client: TestClient, llam
     )
     assert r.json()["lora_config"]["alpha"] == 16
     assert isinstance(r.json()["lora_config"]["alpha"], int)
+
+
+def test_get_of_a_model_answers_as_the_orm_path_does(client: TestClient, llama: str, make_user: MakeUser) -> None:
+    """GET of a model is built from prebuilt reads without the ORM (modelyard.db.reads); its answer and ETag must
+    stay exactly those of the ORM path (PATCH answers and list items): labels, cards, the current version and its
+    spec, adapters from two workspaces, enabled or not, bound to a version."""
+    r = client.patch(
+        f"{WS}/models/{llama}",
+        json={
+            "labels": {"team": "nlp", "tier": "gold"},
+            "model_card": {"license": "apache-2.0", "scores": [0.5, 1e-9], "nested": {"é": None}},
+            "visibility": "PUBLIC",
+        },
+    )
+    assert r.status_code == 200, r.text
+    patched, etag = r.json(), r.headers["ETag"]
+    assert add(client, llama, {"name": "on", "fileset": "lora-llama", "finetuning_type": "lora"}).status_code == 201
+    body = {"name": "off", "fileset": "lora-llama", "finetuning_type": "lora", "enabled": False}
+    assert add(client, llama, body).status_code == 201
+    client.post("/v1/workspaces", json={"name": "elsewhere"})
+    upload_dir(client, "lora", ADAPTERS / "lora-llama", ws="elsewhere")
+    r = client.post(
+        "/v1/workspaces/elsewhere/adapters",
+        json={"name": "theirs", "model": f"default/{llama}", "fileset": "lora", "finetuning_type": "lora"},
+    )
+    assert r.status_code == 201, r.text
+
+    got = client.get(f"{WS}/models/{llama}")
+    assert got.status_code == 200
+    assert got.headers["content-type"] == "application/json"
+    assert got.headers["ETag"] == etag  # adding adapters does not change the model
+    listed = client.get(f"{WS}/models", params={"name_prefix": llama}).json()["data"]
+    assert got.json() == listed[0]
+    assert [(a["name"], a["workspace"], a["enabled"], a["model_version"]) for a in got.json()["adapters"]] == [
+        ("on", "default", True, "v1"),
+        ("off", "default", False, "v1"),
+        ("theirs", "elsewhere", True, "v1"),
+    ]
+    assert {k: v for k, v in got.json().items() if k != "adapters"} == {
+        k: v for k, v in patched.items() if k != "adapters"
+    }
+    assert got.json()["current_version"]["status"] == "READY"
+    assert got.json()["spec"]["architecture"] == "LlamaForCausalLM"
+    # The access rules are model_access's: a public model is readable by anyone, a missing one is named.
+    stranger = make_user("stranger")
+    assert stranger.get(f"{WS}/models/{llama}").json() == got.json()
+    r = stranger.get(f"{WS}/models/nope")
+    assert r.status_code == 404
+    assert error_shape(r)["error_code"] == "WORKSPACE_NOT_FOUND"
+    r = client.get(f"{WS}/models/nope")
+    assert (r.status_code, error_shape(r)["error_code"]) == (404, "MODEL_NOT_FOUND")
+    r = client.get("/v1/workspaces/nope/models/x")
+    assert (r.status_code, error_shape(r)["error_code"]) == (404, "WORKSPACE_NOT_FOUND")

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from modelyard.adapter.tables import Adapter
 from modelyard.db.match import starts_with
+from modelyard.db.reads import Read, Reader, Row
 from modelyard.fileset.tables import Fileset
 from modelyard.lineage.tables import FineTuningJob, Prompt
 from modelyard.model.tables import Model, ModelVersion
@@ -41,6 +42,29 @@ _OF_MODELS = (
     .where(Adapter.model_id.in_(sa.bindparam("model_ids", expanding=True)))
     .order_by(Adapter.created_at, Adapter.id)
 )
+
+
+_BOUND = ModelVersion.__table__.alias("bound")
+# The adapters listed in GET of a model (modelyard.db.reads), keyed by AdapterSummary's field names.
+_SUMMARIES_OF_MODEL = Read(
+    sa.select(
+        Adapter.name.label("name"),
+        Workspace.name.label("workspace"),
+        Adapter.finetuning_type.label("finetuning_type"),
+        Adapter.enabled.label("enabled"),
+        _BOUND.c.name.label("model_version"),
+    )
+    .select_from(Adapter)
+    .join(Workspace, Workspace.id == Adapter.workspace_id)
+    .outerjoin(_BOUND, _BOUND.c.id == Adapter.model_version_id)
+    .where(Adapter.model_id == sa.bindparam("model_id"))
+    .order_by(Adapter.created_at, Adapter.id)
+)
+
+
+def summaries_of_model(reader: Reader, model_id: str) -> list[Row]:
+    """Every adapter of a model, from every workspace, oldest first."""
+    return reader.all(_SUMMARIES_OF_MODEL, model_id=model_id)
 
 
 def of_models(session: Session, model_ids: list[str]) -> dict[str, list[tuple[Adapter, str]]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import AbstractContextManager
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from modelyard.db.reads import Reader, reading
 from modelyard.errors import ServiceUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -118,6 +120,10 @@ class Database:
 
     def session(self, *, write: bool) -> Session:
         return self._write() if write else self._read()
+
+    def reading(self) -> AbstractContextManager[Reader]:
+        """Prebuilt reads (modelyard.db.reads) on a pooled connection of their own, outside any session."""
+        return reading(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -16,7 +16,11 @@ class Versioned(Protocol):
 
 
 def etag_of(obj: Versioned) -> str:
-    digest = hashlib.sha256(f"{obj.id}:{obj.version}".encode()).hexdigest()[:20]
+    return etag_for(obj.id, obj.version)
+
+
+def etag_for(resource_id: str, version: int) -> str:
+    digest = hashlib.sha256(f"{resource_id}:{version}".encode()).hexdigest()[:20]
     return f'"{digest}"'
 
 

@@ -9,10 +9,11 @@ from sqlalchemy.orm import Session
 
 from modelyard.adapter import repository as adapters
 from modelyard.adapter.schemas import AdapterSummary
-from modelyard.auth import CurrentPrincipal
+from modelyard.auth import CurrentPrincipal, Principal
 from modelyard.kit.etag import etag_of
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, NoFilters, Page, Pagination, list_params
+from modelyard.kit.responses import JSONBytes
 from modelyard.kit.routing import DbSession, TransactionalRoute, run_db
 from modelyard.kit.schemas import read_model
 from modelyard.model import repository, service
@@ -159,10 +160,15 @@ async def list_models(
     return await run_db(request, _model_page, session, access, query)
 
 
-@router.get(MODELS + "/{model}")
-async def get_model(access: ModelReader, session: DbSession, request: Request, response: Response) -> ModelRead:
-    response.headers["ETag"] = etag_of(access.model)
-    return await run_db(request, model_read, session, access.model, access.ws.workspace.name)
+def _read_model(request: Request, principal: Principal, ws: str, model: str) -> JSONBytes:
+    with request.app.state.ctx.db.reading() as reader:
+        answer, etag = service.read_model(reader, principal, ws, model)
+    return JSONBytes(answer, headers={"ETag": etag})
+
+
+@router.get(MODELS + "/{model}", response_model=ModelRead)
+async def get_model(ws: WorkspaceName, model: ModelName, principal: CurrentPrincipal, request: Request) -> JSONBytes:
+    return await run_db(request, _read_model, request, principal, ws, model)
 
 
 @router.patch(MODELS + "/{model}")

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from modelyard.db.match import starts_with
+from modelyard.db.reads import Read, Reader, Row
 from modelyard.model.tables import Model, ModelLabel, ModelVersion, ModelVersionFile
 from modelyard.workspace.tables import Membership, Workspace
 
@@ -30,6 +31,37 @@ def get_with_access(
     workspace does not exist."""
     row = session.execute(_ACCESS, {"workspace": workspace, "model": name, "user_id": user_id}).first()
     return (row[0], row[1], row[2]) if row else None
+
+
+_M, _V = Model.__table__, ModelVersion.__table__
+# The answer to GET of a model without the ORM (modelyard.db.reads): workspace, the caller's role, the model and its
+# current version in one row, keyed by the answer's field names.
+_READ_MODEL = Read(
+    sa.select(
+        Workspace.id.label("workspace_id"),
+        Workspace.name.label("workspace"),
+        Membership.role.label("role"),
+        *(c.label(c.name) for c in _M.c if c.name not in ("workspace_id", "version_counter")),
+        _V.c.name.label("current_version_name"),
+        _V.c.status.label("current_version_status"),
+        _V.c.digest.label("current_version_digest"),
+        _V.c.spec.label("current_version_spec"),
+    )
+    .select_from(Workspace)
+    .outerjoin(
+        Membership,
+        sa.and_(Membership.workspace_id == Workspace.id, Membership.user_id == sa.bindparam("user_id")),
+    )
+    .outerjoin(_M, sa.and_(_M.c.workspace_id == Workspace.id, _M.c.name == sa.bindparam("model")))
+    .outerjoin(_V, _V.c.id == _M.c.current_version_id)
+    .where(Workspace.name == sa.bindparam("workspace"))
+)
+
+
+def read_model(reader: Reader, workspace: str, name: str, user_id: str) -> Row | None:
+    """The row behind GET of a model (its `id` is None when the workspace exists but the model does not); None
+    when the workspace does not exist."""
+    return reader.first(_READ_MODEL, workspace=workspace, model=name, user_id=user_id)
 
 
 def get_model(session: Session, workspace_id: str, name: str) -> Model | None:

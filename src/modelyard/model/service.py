@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from modelyard.adapter import repository as adapters
 from modelyard.auth import Principal
 from modelyard.db.base import utcnow
+from modelyard.db.reads import Reader
 from modelyard.db.unique import insert_unique
 from modelyard.errors import Conflict, Forbidden, NotFound
 from modelyard.event import service as events
@@ -21,7 +23,7 @@ from modelyard.fileset.service import register_reference_checker
 from modelyard.fileset.tables import Fileset
 from modelyard.job import service as jobs
 from modelyard.kit.changes import apply_changes
-from modelyard.kit.etag import check_if_match
+from modelyard.kit.etag import check_if_match, etag_for
 from modelyard.kit.pagination import ListQuery, Pagination, paginate
 from modelyard.model import repository
 from modelyard.model.sources import SourceRef, parse_local_path, parse_model_path
@@ -93,15 +95,23 @@ def model_access(session: Session, principal: Principal, workspace: str, name: s
     if found is None:
         raise _workspace_not_found(workspace)
     ws, role_value, model = found
+    role = _check_access(principal, workspace, name, role_value, model.visibility if model else None, need)
+    assert model is not None  # _check_access raised otherwise
+    return ModelAccess(WorkspaceAccess(ws, role, principal), model)
+
+
+def _check_access(
+    principal: Principal, workspace: str, name: str, role_value: str | None, visibility: str | None, need: Role
+) -> Role | None:
+    """The caller's role once they may `need` the model (`visibility` None: it does not exist), or the error."""
     role = Role(role_value) if role_value else None
-    access = WorkspaceAccess(ws, role, principal)
     if principal.is_admin:
-        if model is None:
+        if visibility is None:
             raise _model_not_found(workspace, name)
-        return ModelAccess(access, model)
+        return role
     if role is None:
-        if need == Role.VIEWER and model is not None and model.visibility == Visibility.PUBLIC.value:
-            return ModelAccess(access, model)
+        if need == Role.VIEWER and visibility == Visibility.PUBLIC.value:
+            return role
         raise _workspace_not_found(workspace)
     if role.rank < need.rank:
         raise Forbidden(
@@ -109,9 +119,53 @@ def model_access(session: Session, principal: Principal, workspace: str, name: s
             error_code="INSUFFICIENT_ROLE",
             solution_msg=f"Ask an admin of '{workspace}' for the {need.value} role",
         )
-    if model is None:
+    if visibility is None:
         raise _model_not_found(workspace, name)
-    return ModelAccess(access, model)
+    return role
+
+
+def read_model(reader: Reader, principal: Principal, workspace: str, name: str) -> tuple[dict[str, Any], str]:
+    """GET of a model without the ORM (the path fleets poll): the answer, keyed and ordered as ModelRead, and its
+    ETag. The access rules are model_access's."""
+    row = repository.read_model(reader, workspace, name, principal.user_id)
+    if row is None:
+        raise _workspace_not_found(workspace)
+    _check_access(principal, workspace, name, row["role"], row["visibility"], Role.VIEWER)
+    current = (
+        {
+            "id": row["current_version_id"],
+            "name": row["current_version_name"],
+            "status": row["current_version_status"],
+            "digest": row["current_version_digest"],
+        }
+        if row["current_version_name"] is not None
+        else None
+    )
+    answer = {
+        "id": row["id"],
+        "name": row["name"],
+        "workspace": row["workspace"],
+        "description": row["description"],
+        "model_type": row["model_type"],
+        "display_name": row["display_name"],
+        "visibility": row["visibility"],
+        "labels": row["labels"],
+        "base_model_metadata": row["base_model_metadata"],
+        "model_card": row["model_card"],
+        "training_data_card": row["training_data_card"],
+        "current_version_id": row["current_version_id"],
+        "current_version": current,
+        "spec": row["current_version_spec"] if current else None,
+        "model_template": row["model_template"],
+        "model_template_id": row["model_template_id"],
+        "model_creation_parameters": row["model_creation_parameters"],
+        "adapters": adapters.summaries_of_model(reader, row["id"]),
+        "created_by": row["created_by"],
+        "updated_by": row["updated_by"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+    return answer, etag_for(row["id"], row["version"])
 
 
 def _record(
