@@ -4,9 +4,9 @@ no network and no client, so the figure is the server's own work (framework, aut
     .venv/bin/python bench/hotpath.py [--requests 3000] [--profile]
 
 Builds a fresh SQLite home under bench/.work/hotpath with one workspace, 5 models and 20 adapters on the first one,
-and prints microseconds per request for: a constant answer at the end of the route table (the framework's floor),
-GET of a model, the first page of the model list, and the enabled adapters of a model. `--profile` adds a cProfile
-of GET of a model, sorted by own time."""
+and prints microseconds per request (the best of five batches) for: a constant answer at the end of the route table
+(the framework's floor), GET of a model, the first page of the model list, and the enabled adapters of a model.
+`--profile` adds a cProfile of GET of a model, sorted by own time."""
 
 from __future__ import annotations
 
@@ -108,12 +108,16 @@ async def per_request(app: Any, token: str, path: str, query: bytes, n: int) -> 
 
     for _ in range(max(50, n // 20)):  # warm the caches (statements, token)
         await app(scope(path, query, token), receive, send)
-    started = time.perf_counter()
-    for _ in range(n):
-        await app(scope(path, query, token), receive, send)
-    elapsed = time.perf_counter() - started
+    # The best of five batches: this machine's other load only ever adds time.
+    batch = max(1, n // 5)
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(batch):
+            await app(scope(path, query, token), receive, send)
+        best = min(best, (time.perf_counter() - started) / batch)
     assert statuses == {200}, statuses
-    return elapsed / n * 1e6
+    return best * 1e6
 
 
 def main() -> None:

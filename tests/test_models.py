@@ -644,3 +644,25 @@ def test_unnamed_versions_take_the_next_free_number(client: TestClient) -> None:
         assert r.status_code == 201, r.text
         names.append(r.json()["name"])
     assert names == ["v1", "broken", "v2", "v3", "v4"]
+
+
+def test_get_of_a_model_opens_no_session(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path fleets poll answers from prebuilt reads: once the caller's token is cached it opens no ORM session
+    (the request boundary opens one on first use only), while a change still opens and commits one."""
+    assert client.post(MODELS, json={"name": "polled"}).status_code == 201
+    assert client.get(f"{MODELS}/polled").status_code == 200  # the token is cached now
+    database = client.app.state.ctx.db  # type: ignore[attr-defined]
+    opened: list[bool] = []
+    real = database.session
+
+    def counting(*, write: bool) -> object:
+        opened.append(write)
+        return real(write=write)
+
+    monkeypatch.setattr(database, "session", counting)
+    for _ in range(3):
+        assert client.get(f"{MODELS}/polled").status_code == 200
+    assert opened == []
+    assert client.patch(f"{MODELS}/polled", json={"description": "d"}).status_code == 200
+    assert opened == [True]
+    assert client.get(f"{MODELS}/polled").json()["description"] == "d"

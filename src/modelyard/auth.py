@@ -16,7 +16,7 @@ from modelyard.db.base import utcnow
 from modelyard.errors import Forbidden, Unauthorized
 from modelyard.identity import repository
 from modelyard.identity.principals import PrincipalCache
-from modelyard.kit.routing import DbSession, run_db
+from modelyard.kit.routing import request_session, run_db
 
 TOKEN_PREFIX = "myd_"  # noqa: S105 (a marker, not a secret)
 MAX_TOKEN_LENGTH = 512
@@ -95,7 +95,7 @@ def authenticate(session: Session, request: Request) -> Principal:
     return _remember(request, hit) if hit is not None else _look_up(session, request, token_hash)
 
 
-async def current_principal(request: Request, session: DbSession) -> Principal:
+async def current_principal(request: Request) -> Principal:
     """The dependency: a cache hit answers on the event loop; a miss reads the database where run_db says."""
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
@@ -104,7 +104,7 @@ async def current_principal(request: Request, session: DbSession) -> Principal:
     hit = _cache(request).get(token_hash)
     if hit is not None:
         return _remember(request, hit)
-    return await run_db(request, _look_up, session, request, token_hash)
+    return await run_db(request, _look_up, request_session(request), request, token_hash)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -77,6 +77,19 @@ def _finish(session: Session, commit: bool) -> None:
         session.close()
 
 
+_SESSION = "modelyard.session"
+
+
+def request_session(request: Request) -> Session:
+    """The request's database session, opened on first use: a request answered from prebuilt reads
+    (modelyard.db.reads) or from caches never opens one."""
+    session: Session | None = request.scope.get(_SESSION)
+    if session is None:
+        session = request.app.state.ctx.db.session(write=request.method not in SAFE_METHODS)
+        request.scope[_SESSION] = session
+    return session
+
+
 class TransactionalRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -87,14 +100,13 @@ class TransactionalRoute(APIRoute):
             if not streams_body and (request.method not in SAFE_METHODS or _has_body(request)):
                 await read_body_limited(request, ctx.settings.max_json_bytes)
             write = request.method not in SAFE_METHODS
-            session = ctx.db.session(write=write)
-            request.state.db = session
             committed = False
             try:
                 key = request.headers.get("idempotency-key") if request.method == "POST" else None
                 principal = None
                 if key is not None:
                     idempotency.validate_key(key)
+                    session = request_session(request)
                     principal = await run_in_threadpool(ctx.authenticate, session, request)
                     fingerprint = idempotency.request_fingerprint(
                         request.method, request.url.path, request.url.query, await request.body()
@@ -111,21 +123,22 @@ class TransactionalRoute(APIRoute):
                         return replay
                 response = await handler(request)
                 if write and response.status_code < 400:
+                    session = request_session(request)
                     if key is not None and principal is not None:
                         idempotency.complete(session, principal.user_id, key, response)
                     await run_in_threadpool(_finish, session, True)
                     committed = True
                 return response
             finally:
-                if not committed:
-                    await run_db(request, _finish, session, False)
+                opened: Session | None = request.scope.pop(_SESSION, None)
+                if not committed and opened is not None:
+                    await run_db(request, _finish, opened, False)
 
         return boundary
 
 
 async def get_session(request: Request) -> Session:
-    session: Session = request.state.db
-    return session
+    return request_session(request)
 
 
 DbSession = Annotated[Session, Depends(get_session)]
