@@ -44,27 +44,40 @@ _OF_MODELS = (
 )
 
 
-_BOUND = ModelVersion.__table__.alias("bound")
-# The adapters listed in GET of a model (modelyard.db.reads), keyed by AdapterSummary's field names.
-_SUMMARIES_OF_MODEL = Read(
+_A, _BOUND = Adapter.__table__, ModelVersion.__table__.alias("bound")
+# The adapters listed in a model's answer, keyed by AdapterSummary's field names (table columns: Core rows).
+_SUMMARIES = (
     sa.select(
-        Adapter.name.label("name"),
-        Workspace.name.label("workspace"),
-        Adapter.finetuning_type.label("finetuning_type"),
-        Adapter.enabled.label("enabled"),
+        _A.c.name.label("name"),
+        Workspace.__table__.c.name.label("workspace"),
+        _A.c.finetuning_type.label("finetuning_type"),
+        _A.c.enabled.label("enabled"),
         _BOUND.c.name.label("model_version"),
     )
-    .select_from(Adapter)
-    .join(Workspace, Workspace.id == Adapter.workspace_id)
-    .outerjoin(_BOUND, _BOUND.c.id == Adapter.model_version_id)
-    .where(Adapter.model_id == sa.bindparam("model_id"))
-    .order_by(Adapter.created_at, Adapter.id)
+    .select_from(_A)
+    .join(Workspace.__table__, Workspace.__table__.c.id == _A.c.workspace_id)
+    .outerjoin(_BOUND, _BOUND.c.id == _A.c.model_version_id)
+    .order_by(_A.c.created_at, _A.c.id)
+)
+_SUMMARIES_OF_MODEL = Read(_SUMMARIES.where(_A.c.model_id == sa.bindparam("model_id")))
+_SUMMARIES_OF_MODELS = _SUMMARIES.add_columns(_A.c.model_id).where(
+    _A.c.model_id.in_(sa.bindparam("model_ids", expanding=True))
 )
 
 
 def summaries_of_model(reader: Reader, model_id: str) -> list[Row]:
     """Every adapter of a model, from every workspace, oldest first."""
     return reader.all(_SUMMARIES_OF_MODEL, model_id=model_id)
+
+
+def summaries_of_models(session: Session, model_ids: list[str]) -> dict[str, list[Row]]:
+    """summaries_of_model for a page of models, in one query."""
+    out: dict[str, list[Row]] = {}
+    if model_ids:
+        for row in session.execute(_SUMMARIES_OF_MODELS, {"model_ids": model_ids}):
+            summary = dict(row._mapping)
+            out.setdefault(summary.pop("model_id"), []).append(summary)
+    return out
 
 
 def of_models(session: Session, model_ids: list[str]) -> dict[str, list[tuple[Adapter, str]]]:

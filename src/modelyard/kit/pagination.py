@@ -9,7 +9,7 @@ import binascii
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
@@ -85,13 +85,13 @@ def list_params(
     *,
     sorts: Sequence[str] = DEFAULT_SORTS,
     default_sort: str = "-created_at",
-) -> Callable[..., ListQuery]:
+) -> Callable[..., Coroutine[Any, Any, ListQuery]]:
     """A FastAPI dependency that parses paging, sorting and the given filters, and refuses (400) any query
     parameter the list does not know, naming the valid ones."""
     allowed_sorts = [s for name in sorts for s in (name, f"-{name}")]
     valid = sorted(set(PAGING_PARAMS) | set(filters.model_fields))
 
-    def dependency(
+    async def dependency(  # async: FastAPI would hand a plain function to a thread
         request: Request,
         filter_values: Annotated[filters, Query()],  # type: ignore[valid-type]
         page: Annotated[int, Query(ge=1, description="1-based page number (ignored with page_token)")] = 1,
@@ -120,7 +120,7 @@ def _encode_value(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _decode_value(column: InstrumentedAttribute[Any], value: Any) -> Any:
+def _decode_value(column: InstrumentedAttribute[Any] | sa.ColumnElement[Any], value: Any) -> Any:
     if isinstance(column.type, UTCDateTime):
         if not isinstance(value, str):
             raise ValueError("bad timestamp")
@@ -152,12 +152,14 @@ def paginate(
     stmt: sa.Select[Any],
     query: ListQuery,
     *,
-    columns: dict[str, InstrumentedAttribute[Any]],
-    tiebreak: InstrumentedAttribute[Any],
+    columns: Mapping[str, InstrumentedAttribute[Any] | sa.ColumnElement[Any]],
+    tiebreak: InstrumentedAttribute[Any] | sa.ColumnElement[Any],
+    rows: bool = False,
 ) -> tuple[list[Any], Pagination, str | None]:
     """Run `stmt` (already filtered) for one page. `columns` maps each sort name to its column; `tiebreak` is
     a unique column that orders rows with equal sort keys. `total_results` is counted on the first page and carried
-    in the token after that (so it is the count as of the first page)."""
+    in the token after that (so it is the count as of the first page). The page holds ORM objects, or with `rows`
+    the statement's Core rows (a select of table columns)."""
     column = columns[query.sort_field]
     order = (column.desc(), tiebreak.desc()) if query.descending else (column.asc(), tiebreak.asc())
     page_stmt = stmt.order_by(*order)
@@ -179,15 +181,16 @@ def paginate(
         page_stmt = page_stmt.where(key < (last, token["i"]) if query.descending else key > (last, token["i"]))
     else:
         page_stmt = page_stmt.offset((query.page - 1) * query.page_size)
-    rows = list(session.scalars(page_stmt.limit(query.page_size + 1)))
-    has_more = len(rows) > query.page_size
-    rows = rows[: query.page_size]
+    result = session.execute(page_stmt.limit(query.page_size + 1))
+    found = list(result if rows else result.scalars())
+    has_more = len(found) > query.page_size
+    found = found[: query.page_size]
     if total is None:
         # Counted once, on the first page; continuations carry it in the token, so a deep page costs no scan. A
         # first page that is not full is the whole answer; otherwise the count stops at COUNT_CAP + 1 rows, so no
         # list reads a whole table (-1 in the token stands for "more than COUNT_CAP").
-        if not has_more and (rows or page_number == 1):
-            total = (page_number - 1) * query.page_size + len(rows)
+        if not has_more and (found or page_number == 1):
+            total = (page_number - 1) * query.page_size + len(found)
         else:
             capped = (
                 stmt.order_by(None)
@@ -198,13 +201,13 @@ def paginate(
             counted = session.scalar(sa.select(sa.func.count()).select_from(capped)) or 0
             total = counted if counted <= COUNT_CAP else -1
     next_token = None
-    if has_more and rows:
-        last_row = rows[-1]
+    if has_more and found:
+        last_row = found[-1]
         payload = {
             "s": query.sort,
             "f": query.fingerprint(),
-            "k": _encode_value(getattr(last_row, column.key)),
-            "i": getattr(last_row, tiebreak.key),
+            "k": _encode_value(getattr(last_row, str(column.key))),
+            "i": getattr(last_row, str(tiebreak.key)),
             "p": page_number,
             "t": total,
         }
@@ -215,12 +218,12 @@ def paginate(
     pagination = Pagination(
         page=page_number,
         page_size=query.page_size,
-        current_page_size=len(rows),
+        current_page_size=len(found),
         total_pages=math.ceil(shown / query.page_size) if shown else 0,
         total_results=shown,
         total_results_exact=exact,
     )
-    return rows, pagination, next_token
+    return found, pagination, next_token
 
 
 ListParams = Annotated[ListQuery, Depends(list_params())]

@@ -7,8 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
-from modelyard.adapter import repository as adapters
-from modelyard.adapter.schemas import AdapterSummary
 from modelyard.auth import CurrentPrincipal, Principal
 from modelyard.kit.etag import etag_of
 from modelyard.kit.headers import IfMatch
@@ -19,7 +17,6 @@ from modelyard.kit.schemas import read_model
 from modelyard.model import repository, service
 from modelyard.model.schemas import (
     BaseModelTypeRead,
-    CurrentVersion,
     ManifestEntry,
     ModelCreate,
     ModelFilters,
@@ -75,40 +72,7 @@ def _roots(request: Request) -> list:  # type: ignore[type-arg]
 
 
 def model_read(session: Session, model: Model, workspace: str) -> ModelRead:
-    return _models_read(session, [model], workspace)[0]
-
-
-def _models_read(session: Session, models: list[Model], workspace: str) -> list[ModelRead]:
-    """Answers for a page of models in a fixed number of queries: current versions, adapters, their versions."""
-    current = repository.versions_by_id(session, {m.current_version_id for m in models if m.current_version_id})
-    children = adapters.of_models(session, [m.id for m in models])
-    bound = repository.versions_by_id(
-        session, {a.model_version_id for rows in children.values() for a, _ws in rows if a.model_version_id}
-    )
-    out = []
-    for model in models:
-        version = current.get(model.current_version_id or "")
-        summaries = [
-            AdapterSummary(
-                name=a.name,
-                workspace=ws,
-                finetuning_type=a.finetuning_type,
-                enabled=a.enabled,
-                model_version=bound[a.model_version_id].name if a.model_version_id in bound else None,
-            )
-            for a, ws in children.get(model.id, [])
-        ]
-        out.append(
-            read_model(
-                ModelRead,
-                model,
-                workspace=workspace,
-                current_version=CurrentVersion.model_validate(version) if version else None,
-                spec=version.spec if version else None,
-                adapters=summaries,
-            )
-        )
-    return out
+    return ModelRead.model_validate(service.model_answers(session, [repository.columns_of(model)], workspace)[0])
 
 
 def version_read(version: ModelVersion, access: ModelAccess) -> VersionRead:
@@ -143,20 +107,20 @@ def create_model(
     return ModelReplaced(**out.model_dump(), new_version=new, coercions=[Coercion(**c) for c in coercions])
 
 
-def _model_page(session: Session, access: WorkspaceAccess, query: ListQuery) -> Page[ModelRead]:
-    rows, pagination, token = service.list_models(session, access, query)
-    return Page(data=_models_read(session, rows, access.workspace.name), pagination=pagination, next_page_token=token)
+def _model_page(session: Session, access: WorkspaceAccess, query: ListQuery) -> JSONBytes:
+    answers, pagination, token = service.list_models(session, access, query)
+    return JSONBytes({"data": answers, "pagination": pagination.model_dump(), "next_page_token": token})
 
 
 # GET of a model and the list are what pipelines and serving fleets poll: through run_db they run on the event
 # loop on SQLite, without a thread hand-off per call.
-@router.get(MODELS)
+@router.get(MODELS, response_model=Page[ModelRead])
 async def list_models(
     access: WorkspaceReader,
     session: DbSession,
     query: Annotated[ListQuery, Depends(list_params(ModelFilters))],
     request: Request,
-) -> Page[ModelRead]:
+) -> JSONBytes:
     return await run_db(request, _model_page, session, access, query)
 
 

@@ -80,25 +80,48 @@ def lock_model(session: Session, model_id: str) -> Model | None:
     )
 
 
-def models_query(workspace_id: str, filters: dict[str, Any]) -> sa.Select[Model]:
-    stmt = sa.select(Model).where(Model.workspace_id == workspace_id)
+# Lists select the table's columns (Core rows, not ORM objects: a page of 100 models is built without an identity
+# map), sorted by these.
+MODEL_SORTS = {"created_at": _M.c.created_at, "updated_at": _M.c.updated_at, "name": _M.c.name}
+MODEL_TIEBREAK = _M.c.id
+
+
+def models_query(workspace_id: str, filters: dict[str, Any]) -> sa.Select[Any]:
+    stmt = sa.select(*_M.c).where(_M.c.workspace_id == workspace_id)
     if "model_type" in filters:
-        stmt = stmt.where(Model.model_type == filters["model_type"])
+        stmt = stmt.where(_M.c.model_type == filters["model_type"])
     if "visibility" in filters:
-        stmt = stmt.where(Model.visibility == filters["visibility"])
+        stmt = stmt.where(_M.c.visibility == filters["visibility"])
     if "name_prefix" in filters:
-        stmt = stmt.where(starts_with(Model.name, filters["name_prefix"]))
+        stmt = stmt.where(starts_with(_M.c.name, filters["name_prefix"]))
     if "has_adapters" in filters:
         from modelyard.adapter.tables import Adapter
 
-        has = sa.exists().where(Adapter.model_id == Model.id)
+        adapter = Adapter.__table__
+        has = sa.exists().where(adapter.c.model_id == _M.c.id)
         stmt = stmt.where(has if filters["has_adapters"] else ~has)
+    labels = ModelLabel.__table__
     for label in filters.get("label", []):
         key, value = label.split(":", 1)
-        stmt = stmt.where(
-            sa.exists().where(ModelLabel.model_id == Model.id, ModelLabel.key == key, ModelLabel.value == value)
-        )
+        stmt = stmt.where(sa.exists().where(labels.c.model_id == _M.c.id, labels.c.key == key, labels.c.value == value))
     return stmt
+
+
+def columns_of(model: Model) -> dict[str, Any]:
+    """An ORM model as the row a list reads (the answers are built from rows)."""
+    return {c.key: getattr(model, c.key) for c in _M.c}
+
+
+_CURRENT_VERSIONS = sa.select(_V.c.id, _V.c.name, _V.c.status, _V.c.digest, _V.c.spec).where(
+    _V.c.id.in_(sa.bindparam("ids", expanding=True))
+)
+
+
+def current_versions(session: Session, ids: set[str]) -> dict[str, Row]:
+    """What a model's answer shows of its current version, by version id."""
+    if not ids:
+        return {}
+    return {row.id: dict(row._mapping) for row in session.execute(_CURRENT_VERSIONS, {"ids": list(ids)})}
 
 
 def count_in_workspace(session: Session, workspace_id: str) -> int:
@@ -111,15 +134,6 @@ def set_labels(session: Session, model_id: str, labels: dict[str, str]) -> None:
         session.execute(
             sa.insert(ModelLabel), [{"model_id": model_id, "key": k, "value": v} for k, v in labels.items()]
         )
-
-
-_VERSIONS_BY_ID = sa.select(ModelVersion).where(ModelVersion.id.in_(sa.bindparam("ids", expanding=True)))
-
-
-def versions_by_id(session: Session, ids: set[str]) -> dict[str, ModelVersion]:
-    if not ids:
-        return {}
-    return {v.id: v for v in session.scalars(_VERSIONS_BY_ID, {"ids": list(ids)})}
 
 
 def get_version(session: Session, model_id: str, name: str) -> ModelVersion | None:

@@ -4,7 +4,7 @@ first READY version of a model becomes current by itself."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,47 +125,65 @@ def _check_access(
 
 
 def read_model(reader: Reader, principal: Principal, workspace: str, name: str) -> tuple[dict[str, Any], str]:
-    """GET of a model without the ORM (the path fleets poll): the answer, keyed and ordered as ModelRead, and its
-    ETag. The access rules are model_access's."""
+    """GET of a model without the ORM (the path fleets poll): the answer and its ETag. The access rules are
+    model_access's."""
     row = repository.read_model(reader, workspace, name, principal.user_id)
     if row is None:
         raise _workspace_not_found(workspace)
     _check_access(principal, workspace, name, row["role"], row["visibility"], Role.VIEWER)
-    current = (
-        {
+    current = None
+    if row["current_version_name"] is not None:
+        current = {
             "id": row["current_version_id"],
             "name": row["current_version_name"],
             "status": row["current_version_status"],
             "digest": row["current_version_digest"],
+            "spec": row["current_version_spec"],
         }
-        if row["current_version_name"] is not None
-        else None
-    )
-    answer = {
-        "id": row["id"],
-        "name": row["name"],
-        "workspace": row["workspace"],
-        "description": row["description"],
-        "model_type": row["model_type"],
-        "display_name": row["display_name"],
-        "visibility": row["visibility"],
-        "labels": row["labels"],
-        "base_model_metadata": row["base_model_metadata"],
-        "model_card": row["model_card"],
-        "training_data_card": row["training_data_card"],
-        "current_version_id": row["current_version_id"],
-        "current_version": current,
-        "spec": row["current_version_spec"] if current else None,
-        "model_template": row["model_template"],
-        "model_template_id": row["model_template_id"],
-        "model_creation_parameters": row["model_creation_parameters"],
-        "adapters": adapters.summaries_of_model(reader, row["id"]),
-        "created_by": row["created_by"],
-        "updated_by": row["updated_by"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
+    answer = _answer(row, row["workspace"], current, adapters.summaries_of_model(reader, row["id"]))
     return answer, etag_for(row["id"], row["version"])
+
+
+def model_answers(session: Session, models: Sequence[Mapping[str, Any]], workspace: str) -> list[dict[str, Any]]:
+    """Answers (ModelRead's fields, in its order) for model rows of one workspace, in a fixed number of queries."""
+    current = repository.current_versions(session, {m["current_version_id"] for m in models if m["current_version_id"]})
+    children = adapters.summaries_of_models(session, [m["id"] for m in models])
+    return [
+        _answer(m, workspace, current.get(m["current_version_id"] or ""), children.get(m["id"], [])) for m in models
+    ]
+
+
+def _answer(
+    model: Mapping[str, Any], workspace: str, current: Mapping[str, Any] | None, summaries: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "id": model["id"],
+        "name": model["name"],
+        "workspace": workspace,
+        "description": model["description"],
+        "model_type": model["model_type"],
+        "display_name": model["display_name"],
+        "visibility": model["visibility"],
+        "labels": model["labels"],
+        "base_model_metadata": model["base_model_metadata"],
+        "model_card": model["model_card"],
+        "training_data_card": model["training_data_card"],
+        "current_version_id": model["current_version_id"],
+        "current_version": (
+            {"id": current["id"], "name": current["name"], "status": current["status"], "digest": current["digest"]}
+            if current
+            else None
+        ),
+        "spec": current["spec"] if current else None,
+        "model_template": model["model_template"],
+        "model_template_id": model["model_template_id"],
+        "model_creation_parameters": model["model_creation_parameters"],
+        "adapters": summaries,
+        "created_by": model["created_by"],
+        "updated_by": model["updated_by"],
+        "created_at": model["created_at"],
+        "updated_at": model["updated_at"],
+    }
 
 
 def _record(
@@ -244,14 +262,19 @@ def create_model(
     return model, new_version, binding.coercions if binding else []
 
 
-def list_models(session: Session, ws: WorkspaceAccess, query: ListQuery) -> tuple[list[Model], Pagination, str | None]:
-    return paginate(
+def list_models(
+    session: Session, ws: WorkspaceAccess, query: ListQuery
+) -> tuple[list[dict[str, Any]], Pagination, str | None]:
+    """A page of model answers."""
+    rows, pagination, token = paginate(
         session,
         repository.models_query(ws.workspace.id, query.filters),
         query,
-        columns={"created_at": Model.created_at, "updated_at": Model.updated_at, "name": Model.name},
-        tiebreak=Model.id,
+        columns=repository.MODEL_SORTS,
+        tiebreak=repository.MODEL_TIEBREAK,
+        rows=True,
     )
+    return model_answers(session, [row._mapping for row in rows], ws.workspace.name), pagination, token
 
 
 def update_model(session: Session, access: ModelAccess, changes: dict[str, Any], if_match: str | None) -> Model:

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from modelyard.auth import CurrentPrincipal
-from modelyard.kit.routing import DbSession, run_db
+from modelyard.auth import CurrentPrincipal, Principal
+from modelyard.kit.routing import SAFE_METHODS, DbSession, request_session, run_db
 from modelyard.workspace import service
 from modelyard.workspace.service import WorkspaceAccess
 from modelyard.workspace.tables import Role
@@ -16,10 +16,16 @@ from modelyard.workspace.tables import Role
 WorkspaceName = Annotated[str, Path(description="Workspace name", max_length=255)]
 
 
-async def _reader(
-    ws: WorkspaceName, principal: CurrentPrincipal, session: DbSession, request: Request
-) -> WorkspaceAccess:
-    return await run_db(request, service.access, session, principal, ws, Role.VIEWER)
+def _read_access(request: Request, principal: Principal, ws: str) -> WorkspaceAccess:
+    with request.app.state.ctx.db.reading() as reader:
+        return service.read_access(reader, principal, ws)
+
+
+async def _reader(ws: WorkspaceName, principal: CurrentPrincipal, request: Request) -> WorkspaceAccess:
+    # A request that only reads checks access with a prebuilt read and opens no session for it.
+    if request.method in SAFE_METHODS:
+        return await run_db(request, _read_access, request, principal, ws)
+    return await run_db(request, service.access, request_session(request), principal, ws, Role.VIEWER)
 
 
 async def _editor(

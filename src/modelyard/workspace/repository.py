@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from modelyard.db.match import starts_with
+from modelyard.db.reads import Read, Reader, Row
 from modelyard.identity.tables import User
 from modelyard.workspace.tables import Membership, Workspace
 
@@ -18,6 +19,22 @@ _WITH_ROLE = (
     )
     .where(Workspace.name == sa.bindparam("name"))
 )
+
+
+_READ_WITH_ROLE = Read(
+    sa.select(*(c.label(c.name) for c in Workspace.__table__.c), Membership.role.label("role"))
+    .select_from(Workspace)
+    .outerjoin(
+        Membership,
+        sa.and_(Membership.workspace_id == Workspace.id, Membership.user_id == sa.bindparam("user_id")),
+    )
+    .where(Workspace.name == sa.bindparam("name"))
+)
+
+
+def read_with_role(reader: Reader, name: str, user_id: str) -> Row | None:
+    """get_with_role as a prebuilt read: the workspace's columns plus `role`."""
+    return reader.first(_READ_WITH_ROLE, name=name, user_id=user_id)
 
 
 def get_with_role(session: Session, name: str, user_id: str) -> tuple[Workspace, str | None] | None:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from modelyard.auth import Principal
+from modelyard.db.reads import Reader
 from modelyard.db.unique import insert_unique
 from modelyard.errors import BadRequest, Conflict, Forbidden, NotFound
 from modelyard.event import service as events
@@ -52,9 +53,23 @@ def access(session: Session, principal: Principal, name: str, need: Role) -> Wor
     if found is None:
         raise _not_found(name)
     workspace, role_value = found
+    return WorkspaceAccess(workspace, _check_role(principal, name, role_value, need), principal)
+
+
+def read_access(reader: Reader, principal: Principal, name: str) -> WorkspaceAccess:
+    """access(..., Role.VIEWER) from a prebuilt read, for requests that only read: the workspace is a transient
+    copy of its row (no session holds it; nothing has relationships to load)."""
+    row = repository.read_with_role(reader, name, principal.user_id)
+    if row is None:
+        raise _not_found(name)
+    role = _check_role(principal, name, row.pop("role"), Role.VIEWER)
+    return WorkspaceAccess(Workspace(**row), role, principal)
+
+
+def _check_role(principal: Principal, name: str, role_value: str | None, need: Role) -> Role | None:
     role = Role(role_value) if role_value else None
     if principal.is_admin:
-        return WorkspaceAccess(workspace, role, principal)
+        return role
     if role is None:
         raise _not_found(name)
     if role.rank < need.rank:
@@ -63,7 +78,7 @@ def access(session: Session, principal: Principal, name: str, need: Role) -> Wor
             error_code="INSUFFICIENT_ROLE",
             solution_msg=f"Ask an admin of '{name}' for the {need.value} role",
         )
-    return WorkspaceAccess(workspace, role, principal)
+    return role
 
 
 def create_workspace(session: Session, principal: Principal, name: str, description: str) -> WorkspaceAccess:
