@@ -1,9 +1,13 @@
 """The token cache (modelyard.identity.principals): a cached token stops working the moment it is revoked or its
-user changes, in this process and, on PostgreSQL, in every other server process through LISTEN/NOTIFY."""
+user changes, in this process and in every other server process: through LISTEN/NOTIFY on PostgreSQL, through a
+shared revision file on SQLite."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +18,7 @@ from modelyard.app import create_app
 from modelyard.auth import Principal, hash_token
 from modelyard.config import Settings
 from modelyard.db.engine import Database
-from modelyard.identity.principals import CHANNEL, PrincipalCache
+from modelyard.identity.principals import CHANNEL, PrincipalCache, SharedRevision, shared_revision
 from tests.fixtures.app import MakeUser, error_shape
 
 
@@ -117,3 +121,41 @@ def test_postgres_other_processes_hear_a_revocation(db: Database, settings: Sett
         while c.get("/v1/me").status_code != 401:
             assert time.monotonic() < deadline, "the revocation never reached the other process"
             time.sleep(0.05)
+
+
+def test_sqlite_other_processes_see_a_revocation(db: Database, settings: Settings, admin_token: str) -> None:
+    """Several server processes on one SQLite file share a revision counter beside it: a revocation committed by
+    another process (here: a real subprocess bumping the counter after deleting the token behind every in-process
+    hook's back) empties this process's cache on its next lookup."""
+    if not db.is_sqlite:
+        pytest.skip("SQLite only: PostgreSQL processes hear NOTIFY")
+    app = create_app(settings, db=db, start_worker=False)
+    shared = _cache(app).shared
+    assert shared is not None
+    assert shared.path == db.engine.url.database + "-principals"  # type: ignore[operator]
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    token_hash = hash_token(admin_token)
+    with TestClient(app, raise_server_exceptions=False, headers=headers) as c:
+        assert c.get("/v1/me").status_code == 200
+        assert _cache(app).get(token_hash) is not None
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM api_tokens WHERE token_hash = :h"), {"h": token_hash})
+        assert c.get("/v1/me").status_code == 200  # still cached: nothing told this process
+        bump = f"from modelyard.identity.principals import SharedRevision; SharedRevision({shared.path!r}).bump()"
+        subprocess.run([sys.executable, "-c", bump], check=True)
+        assert c.get("/v1/me").status_code == 401
+
+
+def test_shared_revision_survives_reopening_and_counts(tmp_path: Path) -> None:
+    path = str(tmp_path / "db-principals")
+    first = SharedRevision(path)
+    second = SharedRevision(path)  # another mapping of the same file, as another process has
+    assert first.read() == second.read() == 0
+    for _ in range(3):
+        second.bump()
+    assert first.read() == 3
+    first.close()
+    second.close()
+    assert SharedRevision(path).read() == 3
+    assert shared_revision("sqlite://") is None
+    assert shared_revision("postgresql+psycopg://postgres@127.0.0.1/test") is None

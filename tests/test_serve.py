@@ -88,3 +88,50 @@ def test_serve_from_fresh_home(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=15)
     assert token not in out.decode()
     assert "admin-token" in err.decode()
+
+
+@pytest.mark.slow
+def test_two_processes_on_one_sqlite_file(tmp_path: Path) -> None:
+    """`serve --workers 2` on SQLite: both processes answer and write, and a token revoked through one of them is
+    refused by both at once, though each had it cached (the revision file beside the database)."""
+    home = tmp_path / "home"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
+    env.update({"MODELYARD_HOME": str(home), "MODELYARD_PORT": str(port)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelyard", "serve", "--workers", "2"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(proc.communicate()[1].decode()[-3000:])
+            time.sleep(0.1)
+        admin = {"Authorization": f"Bearer {(home / 'admin-token').read_text().strip()}"}
+        created = httpx.post(f"{base}/v1/tokens", json={"name": "fleet"}, headers=admin)
+        assert created.status_code == 201, created.text
+        fleet = {"Authorization": f"Bearer {created.json()['token']}"}
+        for i in range(40):  # a connection each: the processes take turns accepting them, and each caches the token
+            with httpx.Client(base_url=base, headers=fleet) as c:
+                assert c.post("/v1/workspaces/default/models", json={"name": f"m{i}"}).status_code == 201
+                assert c.get("/v1/me").status_code == 200
+        with httpx.Client(base_url=base, headers=admin) as c:
+            assert c.delete(f"/v1/tokens/{created.json()['id']}").status_code == 204
+        for _ in range(40):
+            with httpx.Client(base_url=base, headers=fleet) as c:
+                assert c.get("/v1/workspaces/default/models/m0").status_code == 401
+        listed = httpx.get(f"{base}/v1/workspaces/default/models", headers=admin).json()
+        assert listed["pagination"]["total_results"] == 40
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=15)

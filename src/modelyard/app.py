@@ -21,7 +21,7 @@ from modelyard.config import Settings, get_settings
 from modelyard.context import AppContext
 from modelyard.db.engine import Database
 from modelyard.errors import ErrorBody, ModelyardError
-from modelyard.identity.principals import PrincipalCache, PrincipalListener
+from modelyard.identity.principals import PrincipalCache, PrincipalListener, shared_revision
 from modelyard.job import repository as jobs
 from modelyard.observability import Metrics, RequestMiddleware
 from modelyard.storage import create_store
@@ -131,7 +131,7 @@ def create_app(
     settings = settings or get_settings()
     db = db or Database(settings.database_url)
     metrics = Metrics()
-    principals = PrincipalCache(settings.token_cache_seconds)
+    principals = PrincipalCache(settings.token_cache_seconds, shared=shared_revision(db.url))
     ctx = AppContext(
         settings=settings, db=db, store=create_store(settings), principals=principals, authenticate=auth.authenticate
     )

@@ -44,7 +44,11 @@ def db_upgrade() -> None:
 def serve(
     host: str = typer.Option(None, help="Bind address (default: MODELYARD_HOST)"),
     port: int = typer.Option(None, help="Port (default: MODELYARD_PORT)"),
-    workers: int = typer.Option(1, min=1, help="Uvicorn worker processes (PostgreSQL only above 1)"),
+    workers: int = typer.Option(
+        1,
+        min=1,
+        help="Uvicorn worker processes. On SQLite more than one serves more reads; writes still take turns",
+    ),
 ) -> None:
     """Upgrade the database, create the first admin if needed, and serve the API and its docs."""
     import uvicorn
@@ -64,9 +68,6 @@ def serve(
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
     err.print(f"API docs: http://{shown_host}:{port}/docs   API: http://{shown_host}:{port}/v1")
     if workers > 1:
-        if settings.is_sqlite:
-            err.print("[red]More than one worker process needs PostgreSQL (SQLite has one writer).[/red]")
-            raise typer.Exit(2)
         db.dispose()
         uvicorn.run(
             "modelyard.app:create_app",

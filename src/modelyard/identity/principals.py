@@ -8,7 +8,10 @@ Every change that can revoke or alter a principal (a token revoked, a user updat
 - on PostgreSQL the same transaction sends `NOTIFY modelyard_principals, '<user_id>'`, which PostgreSQL delivers
   only if it commits; every server process listens on that channel (`PrincipalListener`) and drops the user's
   entries too. While a listener is not connected its cache answers nothing, and on (re)connecting it starts empty,
-  so a notification missed during an outage cannot leave a revoked token usable.
+  so a notification missed during an outage cannot leave a revoked token usable;
+- on a SQLite file, the commit also bumps a counter in a small file beside the database (`<database>-principals`,
+  `SharedRevision`), which every process serving that database maps into memory and reads on each cache lookup
+  (a fraction of a microsecond): a process that sees the counter move drops its whole cache.
 
 A lookup takes the cache's generation before it reads the database and stores its answer only if no invalidation
 happened meanwhile, so a read that raced a revocation cannot put the old principal back. A token's own expiry is
@@ -16,7 +19,10 @@ checked on every hit, and entries also expire after `ttl` seconds as a last safe
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import mmap
+import os
 import threading
 import time
 import weakref
@@ -49,27 +55,95 @@ class _Entry:
     stored_at: float
 
 
+class SharedRevision:
+    """A counter shared by every process that maps the same file: bumped after each commit that changes
+    principals, read on each lookup. Writers serialise on an flock; readers need no lock (an aligned 8-byte value
+    in a shared mapping)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.fstat(fd).st_size < 8:
+                    os.ftruncate(fd, 8)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            self._map = mmap.mmap(fd, 8)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def read(self) -> int:
+        return int.from_bytes(self._map[:8], "little")
+
+    def bump(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            self._map[:8] = ((self.read() + 1) % 2**64).to_bytes(8, "little")
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
+
+
+_SHARED: dict[str, SharedRevision] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_revision(database_url: str | sa.URL) -> SharedRevision | None:
+    """The revision file of a SQLite database file (one per path in this process); None for PostgreSQL and for
+    in-memory SQLite, which only one process can open."""
+    url = sa.engine.make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = os.path.abspath(url.database) + "-principals"
+    with _SHARED_LOCK:
+        found = _SHARED.get(path)
+        if found is None:
+            found = _SHARED[path] = SharedRevision(path)
+        return found
+
+
 class PrincipalCache:
-    def __init__(self, ttl_seconds: float, max_entries: int = 10_000) -> None:
+    def __init__(self, ttl_seconds: float, max_entries: int = 10_000, shared: SharedRevision | None = None) -> None:
         self.ttl = ttl_seconds
         self.max_entries = max_entries
+        self.shared = shared
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._generation = 0
         self._suspended = False
+        self._seen = shared.read() if shared is not None else 0
         _CACHES.add(self)
 
     @property
     def enabled(self) -> bool:
         return self.ttl > 0 and not self._suspended
 
+    def _follow_shared(self) -> None:
+        """Drop everything when another process (or this one) committed a change to principals. Holds _lock."""
+        if self.shared is not None:
+            seen = self.shared.read()
+            if seen != self._seen:
+                self._seen = seen
+                self._generation += 1
+                self._entries.clear()
+
     def generation(self) -> int:
-        return self._generation
+        with self._lock:
+            self._follow_shared()
+            return self._generation
 
     def get(self, token_hash: str) -> Principal | None:
         if not self.enabled:
             return None
         with self._lock:
+            self._follow_shared()
             entry = self._entries.get(token_hash)
             if entry is None:
                 return None
@@ -86,6 +160,7 @@ class PrincipalCache:
         if not self.enabled:
             return
         with self._lock:
+            self._follow_shared()
             if generation != self._generation:
                 return
             self._entries[token_hash] = _Entry(principal, token_expires_at, time.monotonic())
@@ -137,6 +212,9 @@ def principals_changed(session: Session, user_id: str) -> None:
 def _after_commit(session: Session) -> None:
     changed = session.info.pop(_CHANGED, None)
     if changed:
+        shared = shared_revision(session.get_bind().engine.url)
+        if shared is not None:
+            shared.bump()
         for cache in list(_CACHES):
             cache.invalidate(changed)
 
