@@ -898,6 +898,12 @@ def main() -> None:
     )
     parser.add_argument("--ceiling-workers", type=int, default=1, help="uvicorn processes of the ceiling app")
     parser.add_argument(
+        "--sqlite-workers",
+        type=int,
+        default=1,
+        help="uvicorn processes of modelyard on SQLite (`make run` uses 1; more serve more reads)",
+    )
+    parser.add_argument(
         "--pg-workers",
         type=int,
         default=2,
@@ -932,17 +938,20 @@ def main() -> None:
         if args.mlflow_run:
             reports.append(bench_registry(mlflow_server(RUN), sizes, args.scale, use_wrk))
         if args.sqlite_run:
-            reports.append(
-                bench_registry(modelyard_server(RUN, None, "modelyard (SQLite)"), sizes, args.scale, use_wrk)
-            )
+            n = args.sqlite_workers
+            label = "modelyard (SQLite)" if n == 1 else f"modelyard (SQLite, {n} processes)"
+            reports.append(bench_registry(modelyard_server(RUN, None, label, n), sizes, args.scale, use_wrk))
         if args.postgres:
             n = args.pg_workers
             label = f"modelyard (PostgreSQL, {n} process{'es' if n > 1 else ''})"
             with postgres_database() as url:
                 reports.append(bench_registry(modelyard_server(RUN, url, label, n), sizes, args.scale, use_wrk))
-        reports.append(bench_ceiling(ceiling_server(RUN, args.ceiling_workers), sizes, use_wrk))
-        if args.postgres and args.pg_workers != args.ceiling_workers:
-            reports.append(bench_ceiling(ceiling_server(RUN, args.pg_workers), sizes, use_wrk))
+        # A ceiling with as many processes as each modelyard server, so every ratio compares like with like.
+        ceilings = {args.ceiling_workers}
+        ceilings |= {args.sqlite_workers} if args.sqlite_run else set()
+        ceilings |= {args.pg_workers} if args.postgres else set()
+        for workers in sorted(ceilings):
+            reports.append(bench_ceiling(ceiling_server(RUN, workers), sizes, use_wrk))
     finally:
         for report in reports:
             report.server.stop()

@@ -4,6 +4,7 @@ must hand the lock on, or every later writer of the process would wait for ever.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -14,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from modelyard.db import engine
 from modelyard.db.engine import Database
 from modelyard.workspace.tables import Workspace
-from tests.fixtures.app import error_shape
+from tests.fixtures.app import MakeUser, error_shape
 
 
 @pytest.fixture
@@ -113,3 +114,25 @@ def test_a_writer_that_waits_too_long_gets_503_and_changes_nothing(
     assert r.headers["Retry-After"] == "1"
     assert client.get("/v1/workspaces/late").status_code == 404
     assert client.post("/v1/workspaces", json={"name": "late"}).status_code == 201
+
+
+def test_access_checks_do_not_wait_for_the_writer_lock(
+    sqlite_db: Database, client: TestClient, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write is refused by its workspace check (404, 403) without queueing for the write lock: the check is a
+    prebuilt read outside the write transaction, which starts at the request's first change."""
+    monkeypatch.setattr(engine, "SQLITE_BUSY_TIMEOUT_MS", 30_000)
+    viewer = make_user("viewer", workspaces={"default": "viewer"})
+    holder = sqlite_db.session(write=True)
+    holder.execute(sa.select(Workspace.id))  # holds the writer lock
+    try:
+        started = time.monotonic()
+        refused = viewer.post("/v1/workspaces/default/models", json={"name": "m"})
+        missing = client.post("/v1/workspaces/nope/models", json={"name": "m"})
+        waited = time.monotonic() - started
+    finally:
+        holder.close()
+    assert (refused.status_code, error_shape(refused)["error_code"]) == (403, "INSUFFICIENT_ROLE")
+    assert (missing.status_code, error_shape(missing)["error_code"]) == (404, "WORKSPACE_NOT_FOUND")
+    assert waited < 20  # would be 2 x 30 s had the checks queued for the lock
+    assert client.post("/v1/workspaces/default/models", json={"name": "m"}).status_code == 201

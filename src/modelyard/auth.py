@@ -10,13 +10,12 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
 
 from modelyard.db.base import utcnow
 from modelyard.errors import Forbidden, Unauthorized
 from modelyard.identity import repository
 from modelyard.identity.principals import PrincipalCache
-from modelyard.kit.routing import request_session, run_db
+from modelyard.kit.routing import run_read
 
 TOKEN_PREFIX = "myd_"  # noqa: S105 (a marker, not a secret)
 MAX_TOKEN_LENGTH = 512
@@ -69,22 +68,26 @@ def _cache(request: Request) -> PrincipalCache:
     return cache
 
 
-def _look_up(session: Session, request: Request, token_hash: str) -> Principal:
-    """The caller from the database (a cache miss); remembered in the cache unless a revocation raced the read."""
+def _look_up(request: Request, token_hash: str) -> Principal:
+    """The caller from the database (a cache miss), read outside the request's session; remembered in the cache
+    unless a revocation raced the read."""
     cache = _cache(request)
     generation = cache.generation()
-    found = repository.find_token(session, token_hash)
+    with request.app.state.ctx.db.reading() as reader:
+        found = repository.find_token(reader, token_hash)
     if found is None:
         raise Unauthorized("Invalid API token", error_code="INVALID_TOKEN")
-    api_token, user = found
-    if api_token.expires_at is not None and api_token.expires_at <= utcnow():
-        raise Unauthorized(f"API token '{api_token.name}' has expired", error_code="TOKEN_EXPIRED")
-    principal = Principal(user_id=user.id, name=user.name, is_admin=user.is_admin, token_id=api_token.id)
-    cache.put(token_hash, principal, api_token.expires_at, generation)
+    expires_at = found["expires_at"]
+    if expires_at is not None and expires_at <= utcnow():
+        raise Unauthorized(f"API token '{found['token_name']}' has expired", error_code="TOKEN_EXPIRED")
+    principal = Principal(
+        user_id=found["user_id"], name=found["user_name"], is_admin=found["is_admin"], token_id=found["token_id"]
+    )
+    cache.put(token_hash, principal, expires_at, generation)
     return _remember(request, principal)
 
 
-def authenticate(session: Session, request: Request) -> Principal:
+def authenticate(request: Request) -> Principal:
     """The caller of this request; 401 in the error shape when the token is missing, unknown or expired. Answers
     from the app's principal cache when it can (see modelyard.identity.principals), else from the database."""
     cached: Principal | None = getattr(request.state, "principal", None)
@@ -92,11 +95,11 @@ def authenticate(session: Session, request: Request) -> Principal:
         return cached
     token_hash = _token_hash(request)
     hit = _cache(request).get(token_hash)
-    return _remember(request, hit) if hit is not None else _look_up(session, request, token_hash)
+    return _remember(request, hit) if hit is not None else _look_up(request, token_hash)
 
 
 async def current_principal(request: Request) -> Principal:
-    """The dependency: a cache hit answers on the event loop; a miss reads the database where run_db says."""
+    """The dependency: a cache hit answers on the event loop; a miss is a prebuilt read (see run_read)."""
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
@@ -104,7 +107,7 @@ async def current_principal(request: Request) -> Principal:
     hit = _cache(request).get(token_hash)
     if hit is not None:
         return _remember(request, hit)
-    return await run_db(request, _look_up, request_session(request), request, token_hash)
+    return await run_read(request, _look_up, request, token_hash)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

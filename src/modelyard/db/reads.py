@@ -53,7 +53,7 @@ class _Prepared:
 class Read:
     """A SELECT of fixed shape with bound parameters; each selected column's label is its key in the row dicts."""
 
-    def __init__(self, stmt: sa.Select[Any]) -> None:
+    def __init__(self, stmt: sa.Select[*tuple[Any, ...]]) -> None:
         for bind in stmt.compile().binds.values():
             if bind.expanding:
                 raise ValueError(f"{bind.key!r} is an expanding parameter: a Read must have a fixed shape")

@@ -6,19 +6,28 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from modelyard.db.match import starts_with
+from modelyard.db.reads import Read, Reader, Row
 from modelyard.identity.tables import ApiToken, User
 
-# Built once: a request whose token is not in the principal cache runs it.
-_FIND_TOKEN = (
-    sa.select(ApiToken, User)
+# A request whose token is not in the principal cache runs it, outside the request's session (a write's
+# transaction, and on SQLite the write lock, is not taken for it).
+_FIND_TOKEN = Read(
+    sa.select(
+        ApiToken.id.label("token_id"),
+        ApiToken.name.label("token_name"),
+        ApiToken.expires_at.label("expires_at"),
+        User.id.label("user_id"),
+        User.name.label("user_name"),
+        User.is_admin.label("is_admin"),
+    )
     .join(User, User.id == ApiToken.user_id)
     .where(ApiToken.token_hash == sa.bindparam("token_hash"))
 )
 
 
-def find_token(session: Session, token_hash: str) -> tuple[ApiToken, User] | None:
-    row = session.execute(_FIND_TOKEN, {"token_hash": token_hash}).first()
-    return (row[0], row[1]) if row else None
+def find_token(reader: Reader, token_hash: str) -> Row | None:
+    """The token (token_id, token_name, expires_at) and its user (user_id, user_name, is_admin)."""
+    return reader.first(_FIND_TOKEN, token_hash=token_hash)
 
 
 def get_user_by_name(session: Session, name: str) -> User | None:

@@ -130,6 +130,10 @@ def count_in_workspace(session: Session, workspace_id: str) -> int:
 
 def set_labels(session: Session, model_id: str, labels: dict[str, str]) -> None:
     session.execute(sa.delete(ModelLabel).where(ModelLabel.model_id == model_id))
+    add_labels(session, model_id, labels)
+
+
+def add_labels(session: Session, model_id: str, labels: dict[str, str]) -> None:
     if labels:
         session.execute(
             sa.insert(ModelLabel), [{"model_id": model_id, "key": k, "value": v} for k, v in labels.items()]

@@ -248,7 +248,7 @@ def create_model(
             solution_msg="Pick another name, or add a version to the existing model",
         ),
     )
-    repository.set_labels(session, model.id, model.labels)
+    repository.add_labels(session, model.id, model.labels)  # a new model has none to replace
     _record(
         session,
         ws,

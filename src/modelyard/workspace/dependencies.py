@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from modelyard.auth import CurrentPrincipal, Principal
-from modelyard.kit.routing import SAFE_METHODS, DbSession, request_session, run_db
+from modelyard.kit.routing import DbSession, run_db, run_read
 from modelyard.workspace import service
 from modelyard.workspace.service import WorkspaceAccess
 from modelyard.workspace.tables import Role
@@ -16,22 +16,21 @@ from modelyard.workspace.tables import Role
 WorkspaceName = Annotated[str, Path(description="Workspace name", max_length=255)]
 
 
-def _read_access(request: Request, principal: Principal, ws: str) -> WorkspaceAccess:
+def _read_access(request: Request, principal: Principal, ws: str, need: Role) -> WorkspaceAccess:
     with request.app.state.ctx.db.reading() as reader:
-        return service.read_access(reader, principal, ws)
+        return service.read_access(reader, principal, ws, need)
 
 
+# Readers and editors are checked with a prebuilt read, outside the request's session: a read opens none, and a
+# write's transaction (on SQLite, the write lock) starts at its first change instead of at the check. The services
+# use only the workspace's id and name at these roles; admins, who may change or delete the workspace itself, get
+# the row from the session.
 async def _reader(ws: WorkspaceName, principal: CurrentPrincipal, request: Request) -> WorkspaceAccess:
-    # A request that only reads checks access with a prebuilt read and opens no session for it.
-    if request.method in SAFE_METHODS:
-        return await run_db(request, _read_access, request, principal, ws)
-    return await run_db(request, service.access, request_session(request), principal, ws, Role.VIEWER)
+    return await run_read(request, _read_access, request, principal, ws, Role.VIEWER)
 
 
-async def _editor(
-    ws: WorkspaceName, principal: CurrentPrincipal, session: DbSession, request: Request
-) -> WorkspaceAccess:
-    return await run_db(request, service.access, session, principal, ws, Role.EDITOR)
+async def _editor(ws: WorkspaceName, principal: CurrentPrincipal, request: Request) -> WorkspaceAccess:
+    return await run_read(request, _read_access, request, principal, ws, Role.EDITOR)
 
 
 async def _admin(

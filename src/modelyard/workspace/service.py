@@ -56,13 +56,13 @@ def access(session: Session, principal: Principal, name: str, need: Role) -> Wor
     return WorkspaceAccess(workspace, _check_role(principal, name, role_value, need), principal)
 
 
-def read_access(reader: Reader, principal: Principal, name: str) -> WorkspaceAccess:
-    """access(..., Role.VIEWER) from a prebuilt read, for requests that only read: the workspace is a transient
-    copy of its row (no session holds it; nothing has relationships to load)."""
+def read_access(reader: Reader, principal: Principal, name: str, need: Role) -> WorkspaceAccess:
+    """access() from a prebuilt read: the workspace is a transient copy of its row (no session holds it, and it
+    has no relationships to load), for callers that only use its id and name."""
     row = repository.read_with_role(reader, name, principal.user_id)
     if row is None:
         raise _not_found(name)
-    role = _check_role(principal, name, row.pop("role"), Role.VIEWER)
+    role = _check_role(principal, name, row.pop("role"), need)
     return WorkspaceAccess(Workspace(**row), role, principal)
 
 
