@@ -3,6 +3,7 @@ one error body of DESIGN.md section 4."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -126,8 +127,15 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def create_app(
-    settings: Settings | None = None, *, db: Database | None = None, start_worker: bool | None = None
+    settings: Settings | None = None,
+    *,
+    db: Database | None = None,
+    start_worker: bool | None = None,
+    freeze_gc: bool | None = None,
 ) -> FastAPI:
+    """The app. Without settings (uvicorn's factory in each `serve --workers N` process) it reads them from the
+    environment and, unless told otherwise, freezes the garbage collector's view of its start-up objects."""
+    freeze_gc = settings is None if freeze_gc is None else freeze_gc
     settings = settings or get_settings()
     db = db or Database(settings.database_url)
     metrics = Metrics()
@@ -156,6 +164,12 @@ def create_app(
 
             worker = Worker(db, settings)
             worker.start()
+        if freeze_gc:
+            # Everything built so far (modules, routes, schemas, mappers: about 150,000 objects) lives as long as
+            # the process. Left to the collector, each full collection walks all of it, an 80-90 ms pause of every
+            # request in flight on a 2-core machine (the p99 of GET by name); frozen, a full collection costs
+            # microseconds. Only for a serving process: tests build many apps in one process.
+            gc.freeze()
         try:
             yield
         finally:

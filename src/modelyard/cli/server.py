@@ -79,7 +79,7 @@ def serve(
             access_log=False,
         )
         return
-    app = create_app(settings, db=db)
+    app = create_app(settings, db=db, freeze_gc=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
