@@ -23,31 +23,42 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.slow
-def test_serve_from_fresh_home(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    port = _free_port()
+def _env(home: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
     env.update({"MODELYARD_HOME": str(home), "MODELYARD_PORT": str(port)})
+    return env
+
+
+def _serve(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    """`modelyard serve` started and answering /healthz (its stderr in the failure when it does not)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "modelyard", "serve"],
+        [sys.executable, "-m", "modelyard", "serve", *args],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{env['MODELYARD_PORT']}/healthz").status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(proc.communicate()[1].decode()[-3000:])
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_serve_from_fresh_home(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    port = _free_port()
+    env = _env(home, port)
+    base = f"http://127.0.0.1:{port}"
+    proc = _serve(env)
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(proc.communicate()[1].decode()[-3000:])
-            time.sleep(0.1)
         token_file = home / "admin-token"
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
         token = token_file.read_text().strip()
@@ -64,24 +75,8 @@ def test_serve_from_fresh_home(tmp_path: Path) -> None:
     assert f"http://127.0.0.1:{port}/docs" in err.decode()
 
     # A second start keeps the same admin and token, and does not print the secret again.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelyard", "serve"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = _serve(env)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
         assert httpx.get(f"http://127.0.0.1:{port}/v1/me", headers={"X-Auth-Token": token}).status_code == 200
     finally:
         proc.terminate()
@@ -96,27 +91,9 @@ def test_two_processes_on_one_sqlite_file(tmp_path: Path) -> None:
     refused by both at once, though each had it cached (the revision file beside the database)."""
     home = tmp_path / "home"
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
-    env.update({"MODELYARD_HOME": str(home), "MODELYARD_PORT": str(port)})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelyard", "serve", "--workers", "2"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
     base = f"http://127.0.0.1:{port}"
+    proc = _serve(_env(home, port), "--workers", "2")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(proc.communicate()[1].decode()[-3000:])
-            time.sleep(0.1)
         admin = {"Authorization": f"Bearer {(home / 'admin-token').read_text().strip()}"}
         created = httpx.post(f"{base}/v1/tokens", json={"name": "fleet"}, headers=admin)
         assert created.status_code == 201, created.text
