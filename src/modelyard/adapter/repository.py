@@ -74,9 +74,10 @@ def summaries_of_models(session: Session, model_ids: list[str]) -> dict[str, lis
     """summaries_of_model for a page of models, in one query."""
     out: dict[str, list[Row]] = {}
     if model_ids:
-        for row in session.execute(_SUMMARIES_OF_MODELS, {"model_ids": model_ids}):
-            summary = dict(row._mapping)
-            out.setdefault(summary.pop("model_id"), []).append(summary)
+        result = session.execute(_SUMMARIES_OF_MODELS, {"model_ids": model_ids})
+        keys = list(result.keys())[:-1]  # the last column is model_id
+        for *values, model_id in result:
+            out.setdefault(model_id, []).append(dict(zip(keys, values, strict=True)))
     return out
 
 

@@ -121,7 +121,9 @@ def current_versions(session: Session, ids: set[str]) -> dict[str, Row]:
     """What a model's answer shows of its current version, by version id."""
     if not ids:
         return {}
-    return {row.id: dict(row._mapping) for row in session.execute(_CURRENT_VERSIONS, {"ids": list(ids)})}
+    result = session.execute(_CURRENT_VERSIONS, {"ids": list(ids)})
+    keys = list(result.keys())
+    return {values[0]: dict(zip(keys, values, strict=True)) for values in result}
 
 
 def count_in_workspace(session: Session, workspace_id: str) -> int:

@@ -274,7 +274,9 @@ def list_models(
         tiebreak=repository.MODEL_TIEBREAK,
         rows=True,
     )
-    return model_answers(session, [row._mapping for row in rows], ws.workspace.name), pagination, token
+    keys = rows[0]._fields if rows else ()
+    models = [dict(zip(keys, row, strict=True)) for row in rows]  # plain dicts: cheaper to read than Row mappings
+    return model_answers(session, models, ws.workspace.name), pagination, token
 
 
 def update_model(session: Session, access: ModelAccess, changes: dict[str, Any], if_match: str | None) -> Model:
