@@ -130,17 +130,18 @@ class TransactionalRoute(APIRoute):
                     if replay is not None:
                         return replay
                 response = await handler(request)
-                if write and response.status_code < 400:
-                    session = request_session(request)
+                # A write that never opened a session (answered from prebuilt reads) has nothing to commit.
+                opened = request.scope.get(_SESSION)
+                if write and response.status_code < 400 and opened is not None:
                     if key is not None and principal is not None:
-                        idempotency.complete(session, principal.user_id, key, response)
-                    await run_in_threadpool(_finish, session, True)
+                        idempotency.complete(opened, principal.user_id, key, response)
+                    await run_in_threadpool(_finish, opened, True)
                     committed = True
                 return response
             finally:
-                opened: Session | None = request.scope.pop(_SESSION, None)
-                if not committed and opened is not None:
-                    await run_db(request, _finish, opened, False)
+                left: Session | None = request.scope.pop(_SESSION, None)
+                if not committed and left is not None:
+                    await run_db(request, _finish, left, False)
 
         return boundary
 

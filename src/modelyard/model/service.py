@@ -30,7 +30,7 @@ from modelyard.model.sources import SourceRef, parse_local_path, parse_model_pat
 from modelyard.model.tables import Model, ModelType, ModelVersion, ModelVersionFile, VersionStatus, Visibility
 from modelyard.model_template import service as templates
 from modelyard.workspace import repository as workspaces
-from modelyard.workspace.service import WorkspaceAccess, register_resource_counter
+from modelyard.workspace.service import WorkspaceAccess, check_role, register_resource_counter, workspace_not_found
 from modelyard.workspace.tables import Role
 
 VALIDATE_JOB = "model.validate_version"
@@ -80,20 +80,12 @@ def _model_not_found(workspace: str, name: str) -> NotFound:
     )
 
 
-def _workspace_not_found(name: str) -> NotFound:
-    return NotFound(
-        f"Workspace '{name}' not found",
-        error_code="WORKSPACE_NOT_FOUND",
-        solution_msg="Check the name, and that you are a member of the workspace",
-    )
-
-
 def model_access(session: Session, principal: Principal, workspace: str, name: str, need: Role) -> ModelAccess:
     """Resolve a model for a request. Members need `need`; anyone authenticated may read a PUBLIC model; for
     everyone else the workspace does not exist."""
     found = repository.get_with_access(session, workspace, name, principal.user_id)
     if found is None:
-        raise _workspace_not_found(workspace)
+        raise workspace_not_found(workspace)
     ws, role_value, model = found
     role = _check_access(principal, workspace, name, role_value, model.visibility if model else None, need)
     assert model is not None  # _check_access raised otherwise
@@ -103,22 +95,11 @@ def model_access(session: Session, principal: Principal, workspace: str, name: s
 def _check_access(
     principal: Principal, workspace: str, name: str, role_value: str | None, visibility: str | None, need: Role
 ) -> Role | None:
-    """The caller's role once they may `need` the model (`visibility` None: it does not exist), or the error."""
-    role = Role(role_value) if role_value else None
-    if principal.is_admin:
-        if visibility is None:
-            raise _model_not_found(workspace, name)
-        return role
-    if role is None:
-        if need == Role.VIEWER and visibility == Visibility.PUBLIC.value:
-            return role
-        raise _workspace_not_found(workspace)
-    if role.rank < need.rank:
-        raise Forbidden(
-            f"Your role in workspace '{workspace}' is {role.value}; this needs {need.value}",
-            error_code="INSUFFICIENT_ROLE",
-            solution_msg=f"Ask an admin of '{workspace}' for the {need.value} role",
-        )
+    """The caller's role once they may `need` the model (`visibility` None: it does not exist), or the error. A
+    PUBLIC model is readable by everyone; otherwise the workspace's rules apply."""
+    if role_value is None and not principal.is_admin and need == Role.VIEWER and visibility == Visibility.PUBLIC.value:
+        return None
+    role = check_role(principal, workspace, role_value, need)
     if visibility is None:
         raise _model_not_found(workspace, name)
     return role
@@ -129,7 +110,7 @@ def read_model(reader: Reader, principal: Principal, workspace: str, name: str) 
     model_access's."""
     row = repository.read_model(reader, workspace, name, principal.user_id)
     if row is None:
-        raise _workspace_not_found(workspace)
+        raise workspace_not_found(workspace)
     _check_access(principal, workspace, name, row["role"], row["visibility"], Role.VIEWER)
     current = None
     if row["current_version_name"] is not None:

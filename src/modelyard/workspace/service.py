@@ -40,7 +40,7 @@ class WorkspaceAccess:
     principal: Principal
 
 
-def _not_found(name: str) -> NotFound:
+def workspace_not_found(name: str) -> NotFound:
     return NotFound(
         f"Workspace '{name}' not found",
         error_code="WORKSPACE_NOT_FOUND",
@@ -51,9 +51,9 @@ def _not_found(name: str) -> NotFound:
 def access(session: Session, principal: Principal, name: str, need: Role) -> WorkspaceAccess:
     found = repository.get_with_role(session, name, principal.user_id)
     if found is None:
-        raise _not_found(name)
+        raise workspace_not_found(name)
     workspace, role_value = found
-    return WorkspaceAccess(workspace, _check_role(principal, name, role_value, need), principal)
+    return WorkspaceAccess(workspace, check_role(principal, name, role_value, need), principal)
 
 
 def read_access(reader: Reader, principal: Principal, name: str, need: Role) -> WorkspaceAccess:
@@ -61,17 +61,19 @@ def read_access(reader: Reader, principal: Principal, name: str, need: Role) -> 
     has no relationships to load), for callers that only use its id and name."""
     row = repository.read_with_role(reader, name, principal.user_id)
     if row is None:
-        raise _not_found(name)
-    role = _check_role(principal, name, row.pop("role"), need)
+        raise workspace_not_found(name)
+    role = check_role(principal, name, row.pop("role"), need)
     return WorkspaceAccess(Workspace(**row), role, principal)
 
 
-def _check_role(principal: Principal, name: str, role_value: str | None, need: Role) -> Role | None:
+def check_role(principal: Principal, name: str, role_value: str | None, need: Role) -> Role | None:
+    """The caller's role in workspace `name` once it is at least `need` (admins pass with any); otherwise 404 for
+    non-members, as if the workspace did not exist, and 403 for a lower role."""
     role = Role(role_value) if role_value else None
     if principal.is_admin:
         return role
     if role is None:
-        raise _not_found(name)
+        raise workspace_not_found(name)
     if role.rank < need.rank:
         raise Forbidden(
             f"Your role in workspace '{name}' is {role.value}; this needs {need.value}",
