@@ -9,7 +9,8 @@ Creates (or reuses) a virtual environment with MLflow under bench/.work/mlflow-v
 time on a free loopback port, each with fresh state under bench/.work/registry-run: `mlflow server` (SQLite, its
 defaults: 4 uvicorn workers and a job runner), `modelyard serve` (SQLite; with --postgres also on a database created
 for the run and dropped after), and bench/ceiling_app.py. One asyncio load generator (httpx.AsyncClient) drives the
-same workloads against each; when `wrk` is on PATH it also drives the GET-by-name row of every server. Prints
+same workloads against each; when `wrk` is on PATH it also drives the GET rows of every server (GET by name, the
+first page, the name-prefix search). Prints
 Markdown tables, with the ratios modelyard / MLflow, for bench/RESULTS.md."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import platform
 import random
@@ -34,6 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -446,12 +449,11 @@ async def walk(server: Server, workload: str, expected: int, repeat: int) -> Res
 
 
 WRK_SCRIPT = """
-local names = {%(names)s}
-local prefix = "%(prefix)s"
+local paths = {%(paths)s}
 %(headers)s
 math.randomseed(%(seed)d)
 request = function()
-  return wrk.format("GET", prefix .. names[math.random(#names)])
+  return wrk.format("GET", paths[math.random(#paths)])
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -462,16 +464,23 @@ end
 """
 
 
-def run_wrk(server: Server, workload: str, names: list[str], seconds: float, concurrency: int) -> Result:
+def wrk_path(request: Request) -> str:
+    """The path and query string of a GET, for wrk (which sends exactly what it is given)."""
+    method, path, options = request
+    assert method == "GET"
+    params = options.get("params")
+    return f"{path}?{urlencode(params)}" if params else path
+
+
+def run_wrk(server: Server, workload: str, paths: list[str], seconds: float, concurrency: int) -> Result:
+    """GETs of paths picked at random, by wrk (a compiled client, so that the client does not hide the server)."""
     assert WRK is not None
-    prefix = get_path(server.kind, "")
     headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in server.headers.items())
     script = RUN / f"wrk-{server.port}.lua"
     script.write_text(
         WRK_SCRIPT
         % {
-            "names": ",".join(f'"{n}"' for n in names),
-            "prefix": prefix,
+            "paths": ",".join(json.dumps(p) for p in paths),
             "headers": headers,
             "seed": random.randrange(1 << 30),
         }
@@ -531,13 +540,13 @@ def read_and_list(report: Report, sizes: Sizes, names: list[str], total: int, su
     label = f"read: GET one model by name, c=32{suffix}"
     report.results.append(asyncio.run(drive(server, label, get, 32, seconds=sizes.read_seconds)))
     if use_wrk:
-        report.results.append(run_wrk(server, label, names, sizes.read_seconds, 32))
+        paths = [get_path(kind, n) for n in names]
+        report.results.append(run_wrk(server, label, paths, sizes.read_seconds, 32))
     first = list_request(kind)
-    report.results.append(
-        asyncio.run(
-            drive(server, f"list: first page of 100, c=16{suffix}", lambda _i: first, 16, seconds=sizes.list_seconds)
-        )
-    )
+    label = f"list: first page of 100, c=16{suffix}"
+    report.results.append(asyncio.run(drive(server, label, lambda _i: first, 16, seconds=sizes.list_seconds)))
+    if use_wrk:
+        report.results.append(run_wrk(server, label, [wrk_path(first)], sizes.list_seconds, 16))
     report.results.append(asyncio.run(walk(server, f"list: walk every page of 100{suffix}", total, sizes.walks)))
     # Prefixes that match 10 models each (the name less its last digit).
     prefixes = sorted({n[:-1] for n in names})
@@ -545,9 +554,11 @@ def read_and_list(report: Report, sizes: Sizes, names: list[str], total: int, su
     def prefix(_i: int) -> Request:
         return list_request(kind, prefix=pick.choice(prefixes))
 
-    report.results.append(
-        asyncio.run(drive(server, f"list: name-prefix search, c=16{suffix}", prefix, 16, seconds=sizes.list_seconds))
-    )
+    label = f"list: name-prefix search, c=16{suffix}"
+    report.results.append(asyncio.run(drive(server, label, prefix, 16, seconds=sizes.list_seconds)))
+    if use_wrk:
+        paths = [wrk_path(list_request(kind, prefix=p)) for p in prefixes]
+        report.results.append(run_wrk(server, label, paths, sizes.list_seconds, 16))
 
 
 ADAPTERS_PER_MODEL = 100
@@ -735,7 +746,8 @@ def bench_ceiling(server: Server, sizes: Sizes, use_wrk: bool) -> Report:
             )
         )
         if use_wrk:
-            report.results.append(run_wrk(server, label, names, sizes.read_seconds, 32))
+            paths = [get_path("ceiling", n) for n in names]
+            report.results.append(run_wrk(server, label, paths, sizes.read_seconds, 32))
     finally:
         server.stop()
     return report
