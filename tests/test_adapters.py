@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from modelyard.config import Settings
@@ -630,3 +631,39 @@ def test_get_of_a_model_answers_as_the_orm_path_does(client: TestClient, llama: 
     assert (r.status_code, error_shape(r)["error_code"]) == (404, "MODEL_NOT_FOUND")
     r = client.get("/v1/workspaces/nope/models/x")
     assert (r.status_code, error_shape(r)["error_code"]) == (404, "WORKSPACE_NOT_FOUND")
+
+
+def test_polled_adapter_list_is_kept_per_caller_and_never_stale(
+    client: TestClient, llama: str, make_user: MakeUser, app: FastAPI, db: Database
+) -> None:
+    """What a serving fleet polls is answered from memory while nothing changed (modelyard.kit.answer_cache), and
+    each caller's own way: a base model in a workspace the caller cannot see is still a 404 for them."""
+    add(client, llama, {"name": "a", "fileset": "lora-llama", "finetuning_type": "lora"})
+    cache = app.state.ctx.answers
+    enabled = {"model": f"default/{llama}", "enabled": "true"}
+
+    def names(c: TestClient, **params: str) -> list[str]:
+        r = c.get(f"{WS}/adapters", params=params)
+        assert r.status_code == 200, r.text
+        return [a["name"] for a in r.json()["data"]]
+
+    assert names(client, **enabled) == ["a"]
+    hits = cache.hits
+    assert names(client, **enabled) == ["a"]
+    # On PostgreSQL the token moves with writes to any database of the cluster (other test processes'), so whether
+    # a given read was a hit is only certain on SQLite; what is answered is checked on both.
+    assert cache.hits == hits + 1 or not db.is_sqlite
+    assert client.patch(f"{WS}/adapters/a", json={"enabled": False}).status_code == 200
+    assert names(client, **enabled) == []
+    assert client.get(f"{WS}/models/{llama}/adapters", params={"enabled": "false"}).json()["data"][0]["name"] == "a"
+
+    assert client.post("/v1/workspaces", json={"name": "hidden"}).status_code == 201
+    assert client.post("/v1/workspaces/hidden/models", json={"name": "secret"}).status_code == 201
+    viewer = make_user("viewer", workspaces={"default": "viewer"})
+    assert names(viewer, **enabled) == []
+    hits = cache.hits
+    assert names(client, model="hidden/secret") == []  # the admin sees the model (no adapters on it)
+    assert names(client, model="hidden/secret") == []
+    assert cache.hits == hits + 1 or not db.is_sqlite  # nothing was written in between
+    r = viewer.get(f"{WS}/adapters", params={"model": "hidden/secret"})
+    assert r.status_code == 404, r.text

@@ -24,6 +24,7 @@ from modelyard.db.engine import Database
 from modelyard.errors import ErrorBody, ModelyardError
 from modelyard.identity.principals import PrincipalCache, PrincipalListener, shared_revision
 from modelyard.job import repository as jobs
+from modelyard.kit.answer_cache import AnswerCache
 from modelyard.observability import Metrics, RequestMiddleware
 from modelyard.storage import create_store
 
@@ -141,7 +142,12 @@ def create_app(
     metrics = Metrics()
     principals = PrincipalCache(settings.token_cache_seconds, shared=shared_revision(db.url))
     ctx = AppContext(
-        settings=settings, db=db, store=create_store(settings), principals=principals, authenticate=auth.authenticate
+        settings=settings,
+        db=db,
+        store=create_store(settings),
+        principals=principals,
+        answers=AnswerCache(settings.list_cache_mb * 1024 * 1024),
+        authenticate=auth.authenticate,
     )
     run_worker = settings.worker if start_worker is None else start_worker
 

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         description="How long a server process may reuse a token lookup (0: look every token up). Revoking a token, or "
         "changing or deleting a user, takes effect at once in every process (PostgreSQL: through LISTEN/NOTIFY).",
     )
+    list_cache_mb: int = Field(
+        default=32,
+        ge=0,
+        description="Memory each server process may use to keep answers of polled lists (models of a workspace) "
+        "while the database is unchanged; any commit, by any process, invalidates them (0: off).",
+    )
     idempotency_ttl_seconds: int = Field(
         default=24 * 3600, ge=60, description="How long an `Idempotency-Key` is remembered."
     )

@@ -9,6 +9,7 @@ from typing import Any
 from modelyard.config import Settings
 from modelyard.db.engine import Database
 from modelyard.identity.principals import PrincipalCache
+from modelyard.kit.answer_cache import AnswerCache
 from modelyard.storage import BlobStore
 
 
@@ -18,5 +19,6 @@ class AppContext:
     db: Database
     store: BlobStore
     principals: PrincipalCache
+    answers: AnswerCache  # polled lists, kept while the database has not changed (modelyard.db.changes)
     # Set by the app: resolves the caller of a request (see modelyard.auth.authenticate).
     authenticate: Callable[..., Any]

@@ -95,10 +95,20 @@ def create_adapter(
     return adapters_read(session, [adapter])[0]
 
 
-def _adapter_page(session: Session, access: WorkspaceAccess, query: ListQuery, model: str | None) -> Page[AdapterRead]:
-    base = _nested_model(session, access, model).model if model is not None else None
-    rows, pagination, token = service.list_adapters(session, access, query, model=base)
-    return Page(data=adapters_read(session, rows), pagination=pagination, next_page_token=token)
+def _adapter_page(
+    request: Request, session: Session, access: WorkspaceAccess, query: ListQuery, model: str | None
+) -> Response:
+    def build() -> bytes:
+        base = _nested_model(session, access, model).model if model is not None else None
+        rows, pagination, token = service.list_adapters(session, access, query, model=base)
+        page = Page[AdapterRead](data=adapters_read(session, rows), pagination=pagination, next_page_token=token)
+        return page.model_dump_json().encode()
+
+    # What serving fleets poll (the enabled adapters of a base model). Kept per caller: a base model named in
+    # another workspace resolves (or not) by the caller's memberships.
+    ctx = request.app.state.ctx
+    key = ("adapters", access.principal.user_id, access.workspace.id, model, query.key())
+    return Response(ctx.answers.answer(key, session, ctx.db.changes, build), media_type="application/json")
 
 
 def _adapter_answer(
@@ -111,11 +121,9 @@ def _adapter_answer(
 
 
 # The reads a serving fleet polls run through run_db: on SQLite, on the event loop without a thread hand-off.
-@router.get("/adapters")
-async def list_adapters(
-    access: WorkspaceReader, session: DbSession, query: Filters, request: Request
-) -> Page[AdapterRead]:
-    return await run_db(request, _adapter_page, session, access, query, None)
+@router.get("/adapters", response_model=Page[AdapterRead])
+async def list_adapters(access: WorkspaceReader, session: DbSession, query: Filters, request: Request) -> Response:
+    return await run_db(request, _adapter_page, request, session, access, query, None)
 
 
 @router.get("/adapters/{adapter}")
@@ -181,11 +189,11 @@ def create_model_adapter(
     return adapters_read(session, [adapter])[0]
 
 
-@router.get("/models/{model}/adapters")
+@router.get("/models/{model}/adapters", response_model=Page[AdapterRead])
 async def list_model_adapters(
     model: ModelName, access: WorkspaceReader, session: DbSession, query: Filters, request: Request
-) -> Page[AdapterRead]:
-    return await run_db(request, _adapter_page, session, access, query, model)
+) -> Response:
+    return await run_db(request, _adapter_page, request, session, access, query, model)
 
 
 @router.get("/models/{model}/adapters/{adapter}")

@@ -15,6 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from modelyard.db.changes import ChangeWatch
 from modelyard.db.reads import Reader, reading
 from modelyard.errors import ServiceUnavailable
 
@@ -113,6 +114,7 @@ class Database:
         write_engine = self.engine.execution_options(modelyard_write=True)
         self._read = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         self._write = sessionmaker(write_engine, expire_on_commit=False, autoflush=True)
+        self.changes = ChangeWatch(self.engine)
 
     @property
     def is_sqlite(self) -> bool:
@@ -126,4 +128,5 @@ class Database:
         return reading(self.engine)
 
     def dispose(self) -> None:
+        self.changes.close()
         self.engine.dispose()

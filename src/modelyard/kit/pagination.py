@@ -75,6 +75,12 @@ class ListQuery:
     def sort_field(self) -> str:
         return self.sort.lstrip("-")
 
+    def key(self) -> str:
+        """The whole query as one string, the same for equal queries (for caches of answers)."""
+        return json.dumps(
+            [self.page, self.page_size, self.sort, self.page_token, self.filters], sort_keys=True, default=str
+        )
+
     def fingerprint(self) -> str:
         blob = json.dumps(self.filters, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -13,8 +13,12 @@ from starlette.responses import Response
 _OPTIONS = orjson.OPT_UTC_Z
 
 
+def json_bytes(answer: Any) -> bytes:
+    return orjson.dumps(answer, option=_OPTIONS)
+
+
 class JSONBytes(Response):
     media_type = "application/json"
 
     def __init__(self, answer: Any, *, status_code: int = 200, headers: dict[str, str] | None = None) -> None:
-        super().__init__(orjson.dumps(answer, option=_OPTIONS), status_code=status_code, headers=headers)
+        super().__init__(json_bytes(answer), status_code=status_code, headers=headers)

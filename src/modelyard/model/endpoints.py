@@ -11,7 +11,7 @@ from modelyard.auth import CurrentPrincipal, Principal
 from modelyard.kit.etag import etag_of
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, NoFilters, Page, Pagination, list_params
-from modelyard.kit.responses import JSONBytes
+from modelyard.kit.responses import JSONBytes, json_bytes
 from modelyard.kit.routing import DbSession, TransactionalRoute, run_db
 from modelyard.kit.schemas import read_model
 from modelyard.model import repository, service
@@ -107,9 +107,16 @@ def create_model(
     return ModelReplaced(**out.model_dump(), new_version=new, coercions=[Coercion(**c) for c in coercions])
 
 
-def _model_page(session: Session, access: WorkspaceAccess, query: ListQuery) -> JSONBytes:
-    answers, pagination, token = service.list_models(session, access, query)
-    return JSONBytes({"data": answers, "pagination": pagination.model_dump(), "next_page_token": token})
+def _model_page(request: Request, session: Session, access: WorkspaceAccess, query: ListQuery) -> Response:
+    def build() -> bytes:
+        answers, pagination, token = service.list_models(session, access, query)
+        return json_bytes({"data": answers, "pagination": pagination.model_dump(), "next_page_token": token})
+
+    # A page depends on the workspace and the query only (every reader of a workspace sees all of its models), so
+    # one kept answer serves every poller until a commit anywhere changes the database.
+    ctx = request.app.state.ctx
+    body = ctx.answers.answer(("models", access.workspace.id, query.key()), session, ctx.db.changes, build)
+    return Response(body, media_type="application/json")
 
 
 # GET of a model and the list are what pipelines and serving fleets poll: through run_db they run on the event
@@ -120,8 +127,8 @@ async def list_models(
     session: DbSession,
     query: Annotated[ListQuery, Depends(list_params(ModelFilters))],
     request: Request,
-) -> JSONBytes:
-    return await run_db(request, _model_page, session, access, query)
+) -> Response:
+    return await run_db(request, _model_page, request, session, access, query)
 
 
 def _read_model(request: Request, principal: Principal, ws: str, model: str) -> JSONBytes:

@@ -1,0 +1,55 @@
+"""A token that changes whenever a transaction commits a change to the database, whichever process or machine it
+runs in: what an answer cache compares to know that what it holds is still what the database says.
+
+- SQLite: `PRAGMA data_version` on a connection of its own that never writes. SQLite changes it whenever another
+  connection (of this process or another) commits, and only then; a checkpoint changes it too, which only costs a
+  cache miss.
+- PostgreSQL: the current snapshot, `pg_current_snapshot()`: its xmax grows whenever a transaction takes a
+  transaction id (it writes), and its list of running ids changes when such a transaction ends. Reads take none.
+  Other databases of the same cluster change it too (a cache miss, never a stale answer).
+- In-memory SQLite: no token (only this process can see it, and it is for tests).
+
+Equal tokens mean that nothing was committed in between. Read the token before the data it guards, and in a
+transaction that has not read anything yet, so that the answer is at least as new as its token.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+_SNAPSHOT = sa.text("SELECT pg_current_snapshot()::text")
+
+
+class ChangeWatch:
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._sqlite: Any = None
+        self.enabled = engine.dialect.name == "postgresql" or (
+            engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
+        )
+
+    def token(self, session: Session) -> str | None:
+        """The token now; None when there is none (in-memory SQLite), or when `session` has already read (its
+        snapshot may then be older than the token)."""
+        if not self.enabled or session.in_transaction():
+            return None
+        if self._engine.dialect.name == "postgresql":
+            return str(session.execute(_SNAPSHOT).scalar_one())
+        with self._lock:
+            if self._sqlite is None:
+                # Out of the pool, so that no request ever writes through it (its own commits would not count).
+                raw = self._engine.raw_connection()
+                self._sqlite = raw.dbapi_connection
+                raw.detach()
+            return str(self._sqlite.execute("PRAGMA data_version").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sqlite is not None:
+                self._sqlite.close()
+                self._sqlite = None
