@@ -164,6 +164,12 @@ def test_model_list_is_served_again_until_the_database_changes(client: TestClien
     # So does a write the server did not make.
     _commit_elsewhere(db, "UPDATE models SET description = 'third'")
     assert [m["description"] for m in client.get(MODELS, params={"page_size": 10}).json()["data"]] == ["third"]
+    # Operators see the cache at work.
+    metrics = client.get("/metrics").text
+    hits, misses, _size = cache.stats()
+    assert f"modelyard_list_cache_hits_total {float(hits)}" in metrics
+    assert f"modelyard_list_cache_misses_total {float(misses)}" in metrics
+    assert hits >= 1 or not db.is_sqlite
     # A cached answer is what a fresh one would be.
     kept = client.get(MODELS, params={"page_size": 10})
     cache.clear()

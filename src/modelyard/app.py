@@ -156,6 +156,7 @@ def create_app(
             return jobs.counts_by_status(session)
 
     metrics.add_job_counts(job_counts)
+    metrics.add_answer_cache(ctx.answers)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -10,11 +10,14 @@ import secrets
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from modelyard.kit.answer_cache import AnswerCache
 
 log = logging.getLogger("modelyard.access")
 errlog = logging.getLogger("modelyard.error")
@@ -50,6 +53,20 @@ class Metrics:
                 yield family
 
         self.registry.register(_JobCollector())
+
+    def add_answer_cache(self, cache: AnswerCache) -> None:
+        class _AnswerCacheCollector:
+            def collect(self) -> Any:
+                hits, misses, size = cache.stats()
+                yield CounterMetricFamily(
+                    "modelyard_list_cache_hits", "Polled lists answered from memory (database unchanged)", value=hits
+                )
+                yield CounterMetricFamily(
+                    "modelyard_list_cache_misses", "Polled lists built from the database and kept", value=misses
+                )
+                yield GaugeMetricFamily("modelyard_list_cache_bytes", "Bytes of kept answers", value=size)
+
+        self.registry.register(_AnswerCacheCollector())
 
 
 class JsonFormatter(logging.Formatter):

@@ -71,6 +71,11 @@ class AnswerCache:
                 _, dropped = self._entries.popitem(last=False)
                 self._bytes -= len(dropped)
 
+    def stats(self) -> tuple[int, int, int]:
+        """Hits, misses (answers built while caching was possible) and bytes kept, for /metrics."""
+        with self._lock:
+            return self.hits, self.misses, self._bytes
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
