@@ -649,12 +649,17 @@ def test_polled_adapter_list_is_kept_per_caller_and_never_stale(
 
     assert names(client, **enabled) == ["a"]
     hits = cache.hits
-    assert names(client, **enabled) == ["a"]
+    polled = client.get(f"{WS}/adapters", params=enabled)
+    assert [a["name"] for a in polled.json()["data"]] == ["a"]
     # On PostgreSQL the token moves with writes to any database of the cluster (other test processes'), so whether
     # a given read was a hit is only certain on SQLite; what is answered is checked on both.
     assert cache.hits == hits + 1 or not db.is_sqlite
+    unchanged = client.get(f"{WS}/adapters", params=enabled, headers={"If-None-Match": polled.headers["etag"]})
+    assert unchanged.status_code == 304
     assert client.patch(f"{WS}/adapters/a", json={"enabled": False}).status_code == 200
-    assert names(client, **enabled) == []
+    changed = client.get(f"{WS}/adapters", params=enabled, headers={"If-None-Match": polled.headers["etag"]})
+    assert changed.status_code == 200
+    assert changed.json()["data"] == []
     assert client.get(f"{WS}/models/{llama}/adapters", params={"enabled": "false"}).json()["data"][0]["name"] == "a"
 
     assert client.post("/v1/workspaces", json={"name": "hidden"}).status_code == 201

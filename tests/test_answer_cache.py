@@ -17,7 +17,7 @@ from modelyard.app import create_app
 from modelyard.config import Settings
 from modelyard.db.changes import ChangeWatch
 from modelyard.db.engine import Database
-from modelyard.kit.answer_cache import AnswerCache
+from modelyard.kit.answer_cache import Answer, AnswerCache
 from modelyard.workspace.tables import Workspace
 
 MODELS = "/v1/workspaces/default/models"
@@ -109,35 +109,35 @@ def test_sqlite_token_sees_other_processes(tmp_path: Path) -> None:
 
 def test_cache_answers_only_under_the_token_it_was_given() -> None:
     cache = AnswerCache(1024)
-    cache.put("a", "t1", b"one")
-    assert cache.get("a", "t1") == b"one"
+    cache.put("a", "t1", Answer.of(b"one"))
+    assert cache.get("a", "t1") == Answer.of(b"one")
     assert cache.get("a", "t2") is None
     assert cache.get("a", None) is None
-    cache.put("b", "t2", b"two")  # a new token: what was kept under t1 is gone
+    cache.put("b", "t2", Answer.of(b"two"))  # a new token: what was kept under t1 is gone
     assert cache.get("a", "t1") is None
-    assert cache.get("b", "t2") == b"two"
-    cache.put("c", None, b"no token, not kept")
+    assert cache.get("b", "t2") == Answer.of(b"two")
+    cache.put("c", None, Answer.of(b"no token, not kept"))
     assert cache.get("c", "t2") is None
 
 
 def test_cache_keeps_within_its_budget() -> None:
     cache = AnswerCache(100)
-    cache.put("a", "t", b"x" * 20)
-    cache.put("b", "t", b"x" * 20)
+    cache.put("a", "t", Answer.of(b"x" * 20))
+    cache.put("b", "t", Answer.of(b"x" * 20))
     assert cache.get("a", "t") is not None  # a is now the most recently used
-    cache.put("c", "t", b"x" * 20)
-    cache.put("d", "t", b"x" * 20)
-    cache.put("e", "t", b"x" * 20)  # 100 bytes: all fit
-    cache.put("f", "t", b"x" * 20)  # over: the least recently used (b) goes
+    cache.put("c", "t", Answer.of(b"x" * 20))
+    cache.put("d", "t", Answer.of(b"x" * 20))
+    cache.put("e", "t", Answer.of(b"x" * 20))  # 100 bytes: all fit
+    cache.put("f", "t", Answer.of(b"x" * 20))  # over: the least recently used (b) goes
     assert cache.get("b", "t") is None
     assert cache.get("a", "t") is not None
-    cache.put("big", "t", b"x" * 26)  # more than a quarter of the budget: never kept
+    cache.put("big", "t", Answer.of(b"x" * 26))  # more than a quarter of the budget: never kept
     assert cache.get("big", "t") is None
 
 
 def test_a_cache_of_zero_bytes_is_off() -> None:
     cache = AnswerCache(0)
-    cache.put("a", "t", b"x")
+    cache.put("a", "t", Answer.of(b"x"))
     assert cache.enabled is False
     assert cache.get("a", "t") is None
 
@@ -156,11 +156,21 @@ def test_model_list_is_served_again_until_the_database_changes(client: TestClien
     assert cache.hits == hits + 1 or not db.is_sqlite
     assert again.content == fresh.content
     assert again.headers["content-type"] == "application/json"
+    # Pollers that send the ETag back get a 304 without the body while nothing changed.
+    etag = fresh.headers["etag"]
+    assert again.headers["etag"] == etag
+    unchanged = client.get(MODELS, params={"page_size": 10}, headers={"If-None-Match": etag})
+    assert unchanged.status_code == 304
+    assert unchanged.content == b""
+    assert unchanged.headers["etag"] == etag
     # Another query is another entry.
     assert client.get(MODELS, params={"page_size": 10, "name_prefix": "zz"}).json()["data"] == []
     # A write through the API shows at once.
     client.patch(f"{MODELS}/m1", json={"description": "second"}).raise_for_status()
-    assert [m["description"] for m in client.get(MODELS, params={"page_size": 10}).json()["data"]] == ["second"]
+    changed = client.get(MODELS, params={"page_size": 10}, headers={"If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != etag
+    assert [m["description"] for m in changed.json()["data"]] == ["second"]
     # So does a write the server did not make.
     _commit_elsewhere(db, "UPDATE models SET description = 'third'")
     assert [m["description"] for m in client.get(MODELS, params={"page_size": 10}).json()["data"]] == ["third"]

@@ -19,6 +19,8 @@ from modelyard.adapter.schemas import (
     LineageGraph,
 )
 from modelyard.adapter.tables import Adapter
+from modelyard.context import AppContext
+from modelyard.kit.answer_cache import NOT_MODIFIED
 from modelyard.kit.etag import etag_of
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, Page, list_params
@@ -106,9 +108,9 @@ def _adapter_page(
 
     # What serving fleets poll (the enabled adapters of a base model). Kept per caller: a base model named in
     # another workspace resolves (or not) by the caller's memberships.
-    ctx = request.app.state.ctx
+    ctx: AppContext = request.app.state.ctx
     key = ("adapters", access.principal.user_id, access.workspace.id, model, query.key())
-    return Response(ctx.answers.answer(key, session, ctx.db.changes, build), media_type="application/json")
+    return ctx.answers.answer(key, session, ctx.db.changes, build).response(request)
 
 
 def _adapter_answer(
@@ -121,7 +123,7 @@ def _adapter_answer(
 
 
 # The reads a serving fleet polls run through run_db: on SQLite, on the event loop without a thread hand-off.
-@router.get("/adapters", response_model=Page[AdapterRead])
+@router.get("/adapters", response_model=Page[AdapterRead], responses=NOT_MODIFIED)
 async def list_adapters(access: WorkspaceReader, session: DbSession, query: Filters, request: Request) -> Response:
     return await run_db(request, _adapter_page, request, session, access, query, None)
 
@@ -189,7 +191,7 @@ def create_model_adapter(
     return adapters_read(session, [adapter])[0]
 
 
-@router.get("/models/{model}/adapters", response_model=Page[AdapterRead])
+@router.get("/models/{model}/adapters", response_model=Page[AdapterRead], responses=NOT_MODIFIED)
 async def list_model_adapters(
     model: ModelName, access: WorkspaceReader, session: DbSession, query: Filters, request: Request
 ) -> Response:

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from modelyard.auth import CurrentPrincipal, Principal
+from modelyard.context import AppContext
+from modelyard.kit.answer_cache import NOT_MODIFIED
 from modelyard.kit.etag import etag_of
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, NoFilters, Page, Pagination, list_params
@@ -114,14 +116,15 @@ def _model_page(request: Request, session: Session, access: WorkspaceAccess, que
 
     # A page depends on the workspace and the query only (every reader of a workspace sees all of its models), so
     # one kept answer serves every poller until a commit anywhere changes the database.
-    ctx = request.app.state.ctx
-    body = ctx.answers.answer(("models", access.workspace.id, query.key()), session, ctx.db.changes, build)
-    return Response(body, media_type="application/json")
+    ctx: AppContext = request.app.state.ctx
+    return ctx.answers.answer(("models", access.workspace.id, query.key()), session, ctx.db.changes, build).response(
+        request
+    )
 
 
 # GET of a model and the list are what pipelines and serving fleets poll: through run_db they run on the event
 # loop on SQLite, without a thread hand-off per call.
-@router.get(MODELS, response_model=Page[ModelRead])
+@router.get(MODELS, response_model=Page[ModelRead], responses=NOT_MODIFIED)
 async def list_models(
     access: WorkspaceReader,
     session: DbSession,
