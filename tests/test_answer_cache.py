@@ -194,3 +194,14 @@ def test_model_list_without_the_cache(settings: Settings, db: Database, admin_to
             assert [m["name"] for m in client.get(MODELS).json()["data"]] == ["m1"]
         cache: AnswerCache = app.state.ctx.answers
         assert (cache.hits, cache.misses) == (0, 0)
+
+
+def test_a_broken_sqlite_token_connection_means_no_cache_not_an_error(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path}/broken.db")
+    try:
+        assert _token(db) is not None
+        db.changes._sqlite.close()  # as if the connection had died under us
+        assert _token(db) is None  # this request reads without the cache
+        assert _token(db) is not None  # the next one has a new connection
+    finally:
+        db.dispose()

@@ -4,7 +4,7 @@ runs in: what an answer cache compares to know that what it holds is still what 
 - SQLite: `PRAGMA data_version` on a connection of its own that never writes. SQLite changes it whenever another
   connection (of this process or another) commits, and only then; a checkpoint changes it too, which only costs a
   cache miss.
-- PostgreSQL: the current snapshot, `pg_current_snapshot()`: its xmax grows whenever a transaction takes a
+- PostgreSQL (13 or newer): the current snapshot, `pg_current_snapshot()`: its xmax grows whenever a transaction takes a
   transaction id (it writes), and its list of running ids changes when such a transaction ends. Reads take none.
   Other databases of the same cluster change it too (a cache miss, never a stale answer).
 - In-memory SQLite: no token (only this process can see it, and it is for tests).
@@ -15,6 +15,8 @@ transaction that has not read anything yet, so that the answer is at least as ne
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 from typing import Any
 
@@ -41,15 +43,25 @@ class ChangeWatch:
         if self._engine.dialect.name == "postgresql":
             return str(session.execute(_SNAPSHOT).scalar_one())
         with self._lock:
-            if self._sqlite is None:
-                # Out of the pool, so that no request ever writes through it (its own commits would not count).
-                raw = self._engine.raw_connection()
-                self._sqlite = raw.dbapi_connection
-                raw.detach()
-            return str(self._sqlite.execute("PRAGMA data_version").fetchone()[0])
+            try:
+                if self._sqlite is None:
+                    # Out of the pool, so that no request ever writes through it (its own commits would not count).
+                    raw = self._engine.raw_connection()
+                    self._sqlite = raw.dbapi_connection
+                    raw.detach()
+                return str(self._sqlite.execute("PRAGMA data_version").fetchone()[0])
+            except (sa.exc.DBAPIError, sqlite3.Error):
+                # No token, no cached answer: the request reads the database as it would without the cache, and
+                # the next one opens a new connection.
+                self._close()
+                return None
+
+    def _close(self) -> None:
+        if self._sqlite is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._sqlite.close()
+            self._sqlite = None
 
     def close(self) -> None:
         with self._lock:
-            if self._sqlite is not None:
-                self._sqlite.close()
-                self._sqlite = None
+            self._close()
