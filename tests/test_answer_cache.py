@@ -205,3 +205,23 @@ def test_a_broken_sqlite_token_connection_means_no_cache_not_an_error(tmp_path: 
         assert _token(db) is not None  # the next one has a new connection
     finally:
         db.dispose()
+
+
+def test_every_get_with_an_etag_is_conditional(client: TestClient) -> None:
+    client.post(MODELS, json={"name": "m1"}).raise_for_status()
+    for path in (f"{MODELS}/m1", "/v1/workspaces/default"):
+        first = client.get(path)
+        etag = first.headers["etag"]
+        unchanged = client.get(path, headers={"If-None-Match": etag})
+        assert unchanged.status_code == 304, path
+        assert unchanged.content == b""
+        assert unchanged.headers["etag"] == etag
+        assert client.get(path, headers={"If-None-Match": f'"other", W/{etag}'}).status_code == 304
+        assert client.get(path, headers={"If-None-Match": "*"}).status_code == 304
+        assert client.get(path, headers={"If-None-Match": '"other"'}).status_code == 200
+    model_etag = client.get(f"{MODELS}/m1").headers["etag"]
+    client.patch(f"{MODELS}/m1", json={"description": "new"}).raise_for_status()
+    changed = client.get(f"{MODELS}/m1", headers={"If-None-Match": model_etag})
+    assert changed.status_code == 200
+    assert changed.json()["description"] == "new"
+    assert client.get(f"{MODELS}/nope", headers={"If-None-Match": "*"}).status_code == 404

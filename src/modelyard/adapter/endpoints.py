@@ -110,7 +110,7 @@ def _adapter_page(
     # another workspace resolves (or not) by the caller's memberships.
     ctx: AppContext = request.app.state.ctx
     key = ("adapters", access.principal.user_id, access.workspace.id, model, query.key())
-    return ctx.answers.answer(key, session, ctx.db.changes, build).response(request)
+    return ctx.answers.answer(key, session, ctx.db.changes, build).response()
 
 
 def _adapter_answer(

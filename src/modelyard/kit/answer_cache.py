@@ -4,7 +4,7 @@ older than the database: the cache only saves building the same answer again whi
 
 Entries are kept least recently used first within a byte budget; an answer larger than a quarter of it is not kept.
 Each answer carries an ETag (a digest of its bytes), so that a poller that sends `If-None-Match` gets a 304 without
-the body while nothing has changed.
+the body while nothing has changed (modelyard.kit.routing.not_modified).
 """
 
 from __future__ import annotations
@@ -16,10 +16,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from starlette.requests import Request
 from starlette.responses import Response
-
-from modelyard.kit.etag import header_matches
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -42,13 +39,9 @@ class Answer:
     def of(cls, body: bytes) -> Answer:
         return cls(body, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
 
-    def response(self, request: Request) -> Response:
-        """200 with the body, or 304 without it when the caller's `If-None-Match` names this answer's ETag."""
-        headers = {"ETag": self.etag}
-        if_none_match = request.headers.get("if-none-match")
-        if if_none_match and header_matches(if_none_match, self.etag):
-            return Response(status_code=304, headers=headers)
-        return Response(self.body, media_type="application/json", headers=headers)
+    def response(self) -> Response:
+        """The answer with its ETag (the route turns it into a 304 for a matching `If-None-Match`)."""
+        return Response(self.body, media_type="application/json", headers={"ETag": self.etag})
 
 
 class AnswerCache:

@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from modelyard.errors import PayloadTooLarge
 from modelyard.kit import idempotency
+from modelyard.kit.etag import header_matches
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 P = ParamSpec("P")
@@ -98,6 +99,16 @@ def request_session(request: Request) -> Session:
     return session
 
 
+def not_modified(request: Request, response: Response) -> Response:
+    """A 304 without a body in place of a 200 whose `ETag` the caller's `If-None-Match` names (RFC 9110 13.1.2):
+    every GET that answers an ETag (one resource, or a polled list) is a conditional GET."""
+    etag = response.headers.get("etag")
+    if_none_match = request.headers.get("if-none-match")
+    if etag is None or not if_none_match or not header_matches(if_none_match, etag):
+        return response
+    return Response(status_code=304, headers={"ETag": etag})
+
+
 class TransactionalRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -130,6 +141,8 @@ class TransactionalRoute(APIRoute):
                     if replay is not None:
                         return replay
                 response = await handler(request)
+                if request.method == "GET" and response.status_code == 200:
+                    response = not_modified(request, response)
                 # A write that never opened a session (answered from prebuilt reads) has nothing to commit.
                 opened = request.scope.get(_SESSION)
                 if write and response.status_code < 400 and opened is not None:

@@ -117,9 +117,7 @@ def _model_page(request: Request, session: Session, access: WorkspaceAccess, que
     # A page depends on the workspace and the query only (every reader of a workspace sees all of its models), so
     # one kept answer serves every poller until a commit anywhere changes the database.
     ctx: AppContext = request.app.state.ctx
-    return ctx.answers.answer(("models", access.workspace.id, query.key()), session, ctx.db.changes, build).response(
-        request
-    )
+    return ctx.answers.answer(("models", access.workspace.id, query.key()), session, ctx.db.changes, build).response()
 
 
 # GET of a model and the list are what pipelines and serving fleets poll: through run_db they run on the event
