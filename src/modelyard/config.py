@@ -72,8 +72,8 @@ class Settings(BaseSettings):
     list_cache_mb: int = Field(
         default=32,
         ge=0,
-        description="Memory each server process may use to keep answers of polled lists (models of a workspace) "
-        "while the database is unchanged; any commit, by any process, invalidates them (0: off).",
+        description="Memory each server process may use to keep answers of polled lists (the models of a workspace, "
+        "its adapters) while the database is unchanged; any commit, by any process, invalidates them (0: off).",
     )
     idempotency_ttl_seconds: int = Field(
         default=24 * 3600, ge=60, description="How long an `Idempotency-Key` is remembered."
