@@ -95,18 +95,18 @@ def version_read(version: ModelVersion, access: ModelAccess) -> VersionRead:
 # -- models ---------------------------------------------------------------------------------------------------------
 
 
-@router.post(MODELS, status_code=status.HTTP_201_CREATED)
-def create_model(
-    body: ModelCreate, access: WorkspaceEditor, session: DbSession, request: Request, response: Response
-) -> ModelReplaced:
+@router.post(MODELS, status_code=status.HTTP_201_CREATED, response_model=ModelReplaced)
+def create_model(body: ModelCreate, access: WorkspaceEditor, session: DbSession, request: Request) -> JSONBytes:
     fields = body.model_dump(exclude={"version"}, mode="json")
     version = body.version.model_dump(mode="json") if body.version else None
     model, new_version, coercions = service.create_model(session, access, fields, version, _roots(request))
     session.flush()
-    response.headers["ETag"] = etag_of(model)
-    out = model_read(session, model, access.workspace.name)
+    # Built as GET builds it (one answer builder), without validating it into ModelReplaced and serialising it back.
+    answer = service.model_answers(session, [repository.columns_of(model)], access.workspace.name, created=True)[0]
     new = version_read(new_version, ModelAccess(access, model)) if new_version else None
-    return ModelReplaced(**out.model_dump(), new_version=new, coercions=[Coercion(**c) for c in coercions])
+    answer["new_version"] = new.model_dump(mode="json", by_alias=True) if new else None
+    answer["coercions"] = [Coercion(**c).model_dump(mode="json", by_alias=True) for c in coercions]
+    return JSONBytes(answer, status_code=status.HTTP_201_CREATED, headers={"ETag": etag_of(model)})
 
 
 def _model_page(request: Request, session: Session, access: WorkspaceAccess, query: ListQuery) -> Response:

@@ -125,10 +125,13 @@ def read_model(reader: Reader, principal: Principal, workspace: str, name: str) 
     return answer, etag_for(row["id"], row["version"])
 
 
-def model_answers(session: Session, models: Sequence[Mapping[str, Any]], workspace: str) -> list[dict[str, Any]]:
-    """Answers (ModelRead's fields, in its order) for model rows of one workspace, in a fixed number of queries."""
+def model_answers(
+    session: Session, models: Sequence[Mapping[str, Any]], workspace: str, *, created: bool = False
+) -> list[dict[str, Any]]:
+    """Answers (ModelRead's fields, in its order) for model rows of one workspace, in a fixed number of queries.
+    `created`: the models were created in this transaction, so no adapter can name them yet (no query for those)."""
     current = repository.current_versions(session, {m["current_version_id"] for m in models if m["current_version_id"]})
-    children = adapters.summaries_of_models(session, [m["id"] for m in models])
+    children = {} if created else adapters.summaries_of_models(session, [m["id"] for m in models])
     return [
         _answer(m, workspace, current.get(m["current_version_id"] or ""), children.get(m["id"], [])) for m in models
     ]
