@@ -163,6 +163,11 @@ def test_huawei_put_with_version(client: TestClient, worker: Worker) -> None:
     assert r.json()["current_version"]["name"] == "v2"
     assert r.json()["description"] == "now v2"
     assert r.json()["new_version"] is None
+    replaced = r.json()
+    del replaced["new_version"], replaced["coercions"]
+    got = client.get(f"{MODELS}/qwen-ft")
+    assert replaced == got.json()  # the PUT answer says what GET says
+    assert r.headers["etag"] == got.headers["etag"]
     # Rename, as Huawei's PUT allows.
     assert client.put(f"{MODELS}/qwen-ft", json={"name": "qwen-renamed"}).json()["name"] == "qwen-renamed"
     assert client.get(f"{MODELS}/qwen-ft").status_code == 404

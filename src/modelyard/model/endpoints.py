@@ -101,12 +101,27 @@ def create_model(body: ModelCreate, access: WorkspaceEditor, session: DbSession,
     version = body.version.model_dump(mode="json") if body.version else None
     model, new_version, coercions = service.create_model(session, access, fields, version, _roots(request))
     session.flush()
-    # Built as GET builds it (one answer builder), without validating it into ModelReplaced and serialising it back.
-    answer = service.model_answers(session, [repository.columns_of(model)], access.workspace.name, created=True)[0]
-    new = version_read(new_version, ModelAccess(access, model)) if new_version else None
+    answer = _replaced(session, ModelAccess(access, model), new_version, coercions, created=True)
+    return JSONBytes(answer, status_code=status.HTTP_201_CREATED, headers={"ETag": etag_of(model)})
+
+
+def _replaced(
+    session: Session,
+    access: ModelAccess,
+    new_version: ModelVersion | None,
+    coercions: list[dict[str, Any]],
+    *,
+    created: bool,
+) -> dict[str, Any]:
+    """ModelReplaced's answer (after a create or a PUT), built as GET builds a model's (one answer builder), without
+    validating it into ModelReplaced and serialising it back."""
+    answer = service.model_answers(
+        session, [repository.columns_of(access.model)], access.ws.workspace.name, created=created
+    )[0]
+    new = version_read(new_version, access) if new_version else None
     answer["new_version"] = new.model_dump(mode="json", by_alias=True) if new else None
     answer["coercions"] = [Coercion(**c).model_dump(mode="json", by_alias=True) for c in coercions]
-    return JSONBytes(answer, status_code=status.HTTP_201_CREATED, headers={"ETag": etag_of(model)})
+    return answer
 
 
 def _model_page(request: Request, session: Session, access: WorkspaceAccess, query: ListQuery) -> Response:
@@ -152,24 +167,22 @@ def update_model(
     return model_read(session, model, access.ws.workspace.name)
 
 
-@router.put(MODELS + "/{model}")
+@router.put(MODELS + "/{model}", response_model=ModelReplaced)
 def replace_model(
     body: ModelReplace,
     access: ModelEditor,
     session: DbSession,
     request: Request,
-    response: Response,
     if_match: IfMatch = None,
-) -> ModelReplaced:
+) -> JSONBytes:
     """Huawei's UpdateModelDefinition: `name`, `description`, `current_version_id` (a READY version of this
     model) and/or `version`, which creates a new version asynchronously (answered in `new_version`)."""
     model, new_version = service.replace_model(
         session, access, body.model_dump(exclude_unset=True, mode="json"), if_match, _roots(request)
     )
     session.flush()
-    response.headers["ETag"] = etag_of(model)
-    out = model_read(session, model, access.ws.workspace.name)
-    return ModelReplaced(**out.model_dump(), new_version=version_read(new_version, access) if new_version else None)
+    answer = _replaced(session, ModelAccess(access.ws, model), new_version, [], created=False)
+    return JSONBytes(answer, headers={"ETag": etag_of(model)})
 
 
 @router.delete(MODELS + "/{model}", status_code=status.HTTP_204_NO_CONTENT)
