@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import contextlib
 import dataclasses
 import json
@@ -39,6 +40,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+
+import modelyard
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / ".work"
@@ -930,6 +933,9 @@ def main() -> None:
 
     WORK.mkdir(parents=True, exist_ok=True)
     mlflow_versions = ensure_mlflow_venv(args.mlflow) if args.mlflow_run else {}
+    # pip leaves compiled bytecode beside an installed package (MLflow's venv has it). An editable checkout run with
+    # PYTHONDONTWRITEBYTECODE=1 (as on the bench machine) would compile every modelyard module again at each start.
+    compileall.compile_dir(str(Path(modelyard.__file__).parent), quiet=1)
     import importlib.metadata as md
 
     versions = {

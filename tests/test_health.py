@@ -37,8 +37,19 @@ def test_openapi_documents_routes_and_error_shape(anon: TestClient) -> None:
     ):
         assert path in paths, path
     assert paths["/v1/workspaces"]["post"]["operationId"].startswith("create_workspace")
-    assert "ErrorBody" in spec["components"]["schemas"]
+    error_body = spec["components"]["schemas"]["ErrorBody"]
+    assert set(error_body["required"]) == {"error_code", "error_msg"}
     assert "404" in paths["/v1/workspaces/{ws}"]["get"]["responses"]
+    # Every operation documents each error status in the one error shape, as JSON.
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            for code in ("400", "401", "403", "404", "409", "412", "413"):
+                content = operation["responses"][code]["content"]
+                assert content == {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}, (
+                    method,
+                    path,
+                    code,
+                )
 
 
 def test_metrics_label_builtin_routes_and_bound_unknown_paths(anon: TestClient) -> None:

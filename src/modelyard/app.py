@@ -21,7 +21,7 @@ from modelyard.api import include_routers
 from modelyard.config import Settings, get_settings
 from modelyard.context import AppContext
 from modelyard.db.engine import Database
-from modelyard.errors import ErrorBody, ModelyardError
+from modelyard.errors import ERROR_RESPONSES, ErrorBody, ModelyardError
 from modelyard.identity.principals import PrincipalCache, PrincipalListener, shared_revision
 from modelyard.job import repository as jobs
 from modelyard.kit.answer_cache import AnswerCache
@@ -112,19 +112,19 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": desc}
-    for code, desc in {
-        400: "Bad request",
-        401: "Missing or invalid token",
-        403: "Not allowed",
-        404: "Not found",
-        409: "Conflict",
-        412: "If-Match mismatch",
-        413: "Too large",
-        422: "Validation error",
-    }.items()
-}
+def _document_error_body(app: FastAPI) -> None:
+    """Put ErrorBody's schema in the OpenAPI components, where every error answer refers to it (ERROR_RESPONSES
+    names the schema, not the model, so FastAPI does not put it there)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(
+            "ErrorBody", ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+        )
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(
@@ -196,5 +196,6 @@ def create_app(
     app.state.metrics = metrics
     install_error_handlers(app)
     include_routers(app)
+    _document_error_body(app)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from modelyard.adapter import repository, service
@@ -24,7 +24,7 @@ from modelyard.kit.answer_cache import NOT_MODIFIED
 from modelyard.kit.etag import etag_of
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, Page, list_params
-from modelyard.kit.routing import DbSession, TransactionalRoute, run_db
+from modelyard.kit.routing import DbSession, api_router, run_db
 from modelyard.kit.schemas import read_model
 from modelyard.model.endpoints import ModelName
 from modelyard.model.service import ModelAccess, model_access
@@ -32,7 +32,7 @@ from modelyard.workspace.dependencies import WorkspaceEditor, WorkspaceReader
 from modelyard.workspace.service import WorkspaceAccess
 from modelyard.workspace.tables import Role
 
-router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["adapters"], route_class=TransactionalRoute)
+router = api_router("/v1/workspaces/{ws}", tags=["adapters"])
 
 AllowIncompatible = Annotated[bool, Query(description="Store an incompatible adapter, disabled, instead of refusing")]
 Filters = Annotated[ListQuery, Depends(list_params(AdapterFilters))]

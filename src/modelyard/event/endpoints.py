@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from modelyard.auth import CurrentPrincipal, require_server_admin
 from modelyard.event import service
 from modelyard.event.schemas import EventFilters, EventRead, ServerEventFilters, to_read
 from modelyard.kit.pagination import ListQuery, Page, list_params
-from modelyard.kit.routing import DbSession, TransactionalRoute
+from modelyard.kit.routing import DbSession, api_router
 from modelyard.workspace.dependencies import WorkspaceReader
 
-router = APIRouter(prefix="/v1", tags=["events"], route_class=TransactionalRoute)
+router = api_router("/v1", tags=["events"])
 
 
 @router.get("/workspaces/{ws}/events")

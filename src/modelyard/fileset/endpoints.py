@@ -9,7 +9,7 @@ import posixpath
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import Depends, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -23,13 +23,13 @@ from modelyard.kit.etag import etag_of, header_matches
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, Page, list_params
 from modelyard.kit.ranges import parse_range
-from modelyard.kit.routing import STREAMED_BODY, DbSession, TransactionalRoute
+from modelyard.kit.routing import STREAMED_BODY, DbSession, api_router
 from modelyard.kit.schemas import read_model
 from modelyard.storage import BlobStore, BlobWriter
 from modelyard.workspace.dependencies import WorkspaceEditor, WorkspaceReader
 from modelyard.workspace.service import WorkspaceAccess
 
-router = APIRouter(prefix="/v1/workspaces/{ws}/filesets", tags=["filesets"], route_class=TransactionalRoute)
+router = api_router("/v1/workspaces/{ws}/filesets", tags=["filesets"])
 
 WRITE_BATCH = 4 * 1024 * 1024
 

@@ -10,8 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from modelyard.context import AppContext
 from modelyard.db import migrate
+from modelyard.errors import ERROR_RESPONSES
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=ERROR_RESPONSES)
 
 
 @router.get("/healthz")

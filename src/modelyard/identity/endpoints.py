@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import Depends, Response, status
 
 from modelyard.auth import CurrentPrincipal
 from modelyard.identity import repository, service
@@ -24,10 +24,10 @@ from modelyard.identity.tables import ApiToken, User
 from modelyard.kit.etag import etag_of
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, Page, list_params
-from modelyard.kit.routing import DbSession, TransactionalRoute
+from modelyard.kit.routing import DbSession, api_router
 from modelyard.workspace import repository as workspaces
 
-router = APIRouter(prefix="/v1", route_class=TransactionalRoute)
+router = api_router("/v1")
 
 
 @router.get("/me", tags=["identity"])

@@ -7,15 +7,16 @@ commit (FastAPI's yield dependencies may run their exit code after the response 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from enum import Enum
 from typing import Annotated, Any, ParamSpec, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from modelyard.errors import PayloadTooLarge
+from modelyard.errors import ERROR_RESPONSES, PayloadTooLarge
 from modelyard.kit import idempotency
 from modelyard.kit.etag import header_matches
 
@@ -164,3 +165,9 @@ async def get_session(request: Request) -> Session:
 
 
 DbSession = Annotated[Session, Depends(get_session)]
+
+
+def api_router(prefix: str, tags: list[str | Enum] | None = None) -> APIRouter:
+    """A router of the API: transactional routes that document the error answers. Its routes are complete as
+    declared, and `modelyard.api` adds them to the app as they are (see `include_routers`)."""
+    return APIRouter(prefix=prefix, tags=tags, route_class=TransactionalRoute, responses=ERROR_RESPONSES)

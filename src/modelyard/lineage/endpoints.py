@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import Depends, Response, status
 from sqlalchemy.orm import Session
 
 from modelyard.kit.etag import etag_of
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, Page, list_params
-from modelyard.kit.routing import DbSession, TransactionalRoute
+from modelyard.kit.routing import DbSession, api_router
 from modelyard.kit.schemas import read_model
 from modelyard.lineage import service
 from modelyard.lineage.schemas import (
@@ -32,7 +32,7 @@ from modelyard.model.tables import Model, ModelVersion
 from modelyard.workspace.dependencies import WorkspaceEditor, WorkspaceReader
 from modelyard.workspace.tables import Workspace
 
-router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["lineage"], route_class=TransactionalRoute)
+router = api_router("/v1/workspaces/{ws}", tags=["lineage"])
 
 
 def names(session: Session, column: Any, id_column: Any, ids: set[str | None]) -> dict[str, str]:

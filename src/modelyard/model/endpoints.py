@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import Depends, Path, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from modelyard.auth import CurrentPrincipal, Principal
@@ -14,7 +14,7 @@ from modelyard.kit.etag import etag_of
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, NoFilters, Page, Pagination, list_params
 from modelyard.kit.responses import JSONBytes, json_bytes
-from modelyard.kit.routing import DbSession, TransactionalRoute, run_db
+from modelyard.kit.routing import DbSession, api_router, run_db
 from modelyard.kit.schemas import read_model
 from modelyard.model import repository, service
 from modelyard.model.schemas import (
@@ -46,7 +46,7 @@ from modelyard.workspace.dependencies import WorkspaceEditor, WorkspaceName, Wor
 from modelyard.workspace.service import WorkspaceAccess
 from modelyard.workspace.tables import Role
 
-router = APIRouter(prefix="/v1", tags=["models"], route_class=TransactionalRoute)
+router = api_router("/v1", tags=["models"])
 MODELS = "/workspaces/{ws}/models"
 
 ModelName = Annotated[str, Path(description="Model name", max_length=255)]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response, status
+from fastapi import Depends, Path, Response, status
 
 from modelyard.auth import CurrentPrincipal
 from modelyard.kit.etag import etag_of
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, Page, list_params
-from modelyard.kit.routing import DbSession, TransactionalRoute
+from modelyard.kit.routing import DbSession, api_router
 from modelyard.kit.schemas import read_model
 from modelyard.model_template import service
 from modelyard.model_template.schemas import (
@@ -23,7 +23,7 @@ from modelyard.model_template.schemas import (
 from modelyard.model_template.tables import ModelTemplate
 from modelyard.workspace.dependencies import WorkspaceEditor, WorkspaceReader
 
-router = APIRouter(prefix="/v1", tags=["model templates"], route_class=TransactionalRoute)
+router = api_router("/v1", tags=["model templates"])
 TEMPLATES = "/workspaces/{ws}/model-templates"
 
 TemplateName = Annotated[str, Path(description="Model template name", max_length=255)]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 
 from modelyard.auth import CurrentPrincipal
 from modelyard.identity.tables import User
 from modelyard.kit.etag import etag_of
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, Page, list_params
-from modelyard.kit.routing import DbSession, TransactionalRoute
+from modelyard.kit.routing import DbSession, api_router
 from modelyard.workspace import service
 from modelyard.workspace.dependencies import WorkspaceAdmin, WorkspaceReader
 from modelyard.workspace.schemas import (
@@ -27,7 +27,7 @@ from modelyard.workspace.schemas import (
 from modelyard.workspace.service import WorkspaceAccess
 from modelyard.workspace.tables import Membership, Role
 
-router = APIRouter(prefix="/v1/workspaces", tags=["workspaces"], route_class=TransactionalRoute)
+router = api_router("/v1/workspaces", tags=["workspaces"])
 
 
 def _read(access: WorkspaceAccess) -> WorkspaceRead:
