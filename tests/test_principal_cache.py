@@ -23,22 +23,30 @@ from tests.fixtures.app import MakeUser, error_shape
 
 
 def _cache(app: FastAPI) -> PrincipalCache:
+    """The app's token cache, once it answers: on PostgreSQL it stays off until its listener has connected (it
+    could not hear revocations before), which takes a moment after the app starts."""
     cache: PrincipalCache = app.state.ctx.principals
+    deadline = time.monotonic() + 10
+    while cache.ttl > 0 and not cache.enabled:
+        assert time.monotonic() < deadline, "the cache's listener never connected"
+        time.sleep(0.02)
     return cache
 
 
 def test_a_token_is_looked_up_once_then_answered_from_the_cache(
     app: FastAPI, client: TestClient, admin_token: str
 ) -> None:
+    cache = _cache(app)
     assert client.get("/v1/me").status_code == 200
-    assert _cache(app).get(hash_token(admin_token)) is not None
+    assert cache.get(hash_token(admin_token)) is not None
 
 
 def test_a_revoked_token_stops_at_once_even_when_cached(app: FastAPI, client: TestClient, anon: TestClient) -> None:
+    cache = _cache(app)
     created = client.post("/v1/tokens", json={"name": "temp"}).json()
     headers = {"Authorization": f"Bearer {created['token']}"}
     assert anon.get("/v1/me", headers=headers).status_code == 200
-    assert _cache(app).get(hash_token(created["token"])) is not None
+    assert cache.get(hash_token(created["token"])) is not None
     assert client.delete(f"/v1/tokens/{created['id']}").status_code == 204
     r = anon.get("/v1/me", headers=headers)
     assert r.status_code == 401
@@ -62,10 +70,11 @@ def test_a_deleted_users_cached_token_is_refused(client: TestClient, make_user: 
 
 
 def test_a_failed_revocation_leaves_the_cache_alone(app: FastAPI, client: TestClient) -> None:
+    cache = _cache(app)
     assert client.get("/v1/me").status_code == 200
-    before = len(_cache(app))
+    before = len(cache)
     assert client.delete("/v1/tokens/tok-does-not-exist").status_code == 404
-    assert len(_cache(app)) == before > 0
+    assert len(cache) == before > 0
 
 
 def test_a_lookup_that_raced_an_invalidation_is_not_stored() -> None:
