@@ -1,19 +1,50 @@
-"""Uniqueness decided by the database: insert in a savepoint, and turn a constraint violation into the domain's
-409, keeping the rest of the transaction (STYLE habit 3: never check-then-insert)."""
+"""Uniqueness decided by the database: one `INSERT ... ON CONFLICT DO NOTHING RETURNING`, and a row that did not go
+in becomes the domain's 409 (STYLE habit 3: never check-then-insert). A refused row aborts nothing, on PostgreSQL
+either, so the rest of the transaction stays usable without a savepoint."""
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from modelyard.db.base import Base
 from modelyard.errors import ModelyardError
 
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+@cache
+def _statement(table: sa.Table, dialect: str) -> Any:
+    return _INSERTS[dialect](table).on_conflict_do_nothing().returning(*table.c)
+
 
 def insert_unique(session: Session, obj: Base, conflict: ModelyardError) -> None:
-    """Add and flush `obj`; raise `conflict` if a unique constraint refuses it."""
+    """Insert `obj`'s row now and make `obj` persistent in `session`; raise `conflict` if a unique constraint refuses
+    it (or any other constraint: the database's word, whichever it is).
+
+    The row goes in as one Core statement rather than through the ORM's unit of work: flushing one new object costs
+    a create several times what the statement does (0.5-1 ms of CPU on the 2-core bench machine, with the savepoint
+    this used to need). Columns left unset get their declared defaults, the row comes back through RETURNING, and
+    the object is then attached as if it had been loaded, so later changes to it flush as UPDATEs as usual."""
+    session.flush()  # Rows this one may refer to go in first, as the unit of work would order them.
+    mapper = sa.inspect(type(obj))
+    given = sa.inspect(obj).dict
+    values = {prop.columns[0].key: given[prop.key] for prop in mapper.column_attrs if prop.key in given}
+    statement = _statement(mapper.local_table, session.get_bind().dialect.name)
     try:
-        with session.begin_nested():
-            session.add(obj)
+        row = session.execute(statement, values).first()
     except IntegrityError as exc:
         raise conflict from exc
+    if row is None:
+        raise conflict
+    stored = row._mapping
+    for prop in mapper.column_attrs:
+        set_committed_value(obj, prop.key, stored[prop.columns[0]])
+    make_transient_to_detached(obj)
+    session.add(obj)
