@@ -16,12 +16,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 from modelyard.db.base import Base
 from modelyard.errors import ModelyardError
 
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-
 
 @cache
 def _statement(table: sa.Table, dialect: str) -> Any:
-    return _INSERTS[dialect](table).on_conflict_do_nothing().returning(*table.c)
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return insert.on_conflict_do_nothing().returning(*table.c)
 
 
 def insert_unique(session: Session, obj: Base, conflict: ModelyardError) -> None:
