@@ -3,6 +3,8 @@ must hand the lock on, or every later writer of the process would wait for ever.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -136,3 +138,56 @@ def test_access_checks_do_not_wait_for_the_writer_lock(
     assert (missing.status_code, error_shape(missing)["error_code"]) == (404, "WORKSPACE_NOT_FOUND")
     assert waited < 20  # would be 2 x 30 s had the checks queued for the lock
     assert client.post("/v1/workspaces/default/models", json={"name": "m"}).status_code == 201
+
+
+def _other_process_could_write(db: Database) -> bool:
+    """Whether another process would get the writers' file lock now: a second open file description of the lock
+    file conflicts with the first one as another process's would, even inside this process."""
+    assert db.writers is not None
+    fd = os.open(db.writers.path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # Closing the descriptor also drops a lock it got.
+    return True
+
+
+def test_a_write_transaction_holds_the_lock_other_processes_wait_on(sqlite_db: Database) -> None:
+    """`serve --workers N` and `modelyard worker` queue on a file lock beside the database, held from BEGIN
+    IMMEDIATE to the end of the transaction; reads never take it."""
+    with sqlite_db.session(write=False) as reader:
+        reader.execute(sa.select(Workspace.id))
+        assert _other_process_could_write(sqlite_db)
+    writer = sqlite_db.session(write=True)
+    writer.execute(sa.select(Workspace.id))  # BEGIN IMMEDIATE
+    try:
+        assert not _other_process_could_write(sqlite_db)
+    finally:
+        writer.close()
+    assert _other_process_could_write(sqlite_db)
+
+
+def test_a_writer_waits_for_another_process_then_goes_first(sqlite_db: Database) -> None:
+    """Another process's writer (a second Database on the same file: its own lock file descriptor) holds the file
+    lock: this process's writer waits for it instead of failing, and writes once it is released."""
+    other = Database(sqlite_db.url)
+    holder = other.session(write=True)
+    holder.execute(sa.select(Workspace.id))
+    done = threading.Event()
+
+    def write() -> None:
+        _commit(sqlite_db)
+        done.set()
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    try:
+        assert not done.wait(0.5), "the writer did not wait for the other process's transaction"
+    finally:
+        holder.close()
+        other.dispose()
+    assert done.wait(10), "the writer is stuck after the other process's transaction ended"
+    with sqlite_db.session(write=False) as session:
+        assert session.scalar(sa.select(sa.func.count()).where(Workspace.name == "first")) == 1

@@ -1,11 +1,11 @@
 """Engines and sessions. SQLite gets its pragmas on every connection and takes the write lock up front
-(`BEGIN IMMEDIATE`) for write transactions, so concurrent writers queue on the busy timeout instead of
-failing on a lock upgrade; PostgreSQL goes through psycopg 3 with a connection pool."""
+(`BEGIN IMMEDIATE`) for write transactions, after its turn on the writer lock (modelyard.db.writer_lock), so
+concurrent writers queue instead of failing on a lock upgrade or sleeping in SQLite's busy handler; PostgreSQL goes
+through psycopg 3 with a connection pool."""
 
 from __future__ import annotations
 
 import json
-import threading
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from modelyard.db.changes import ChangeWatch
 from modelyard.db.reads import Reader, reading
+from modelyard.db.writer_lock import WriterLock, lock_path
 from modelyard.errors import ServiceUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -24,7 +25,7 @@ SQLITE_POOL_SIZE = 64
 _HOLDS_WRITE_LOCK = "modelyard_holds_write_lock"
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, writers: WriterLock) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" hook below issue BEGIN itself, so we choose DEFERRED or IMMEDIATE.
@@ -36,19 +37,13 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
-    # One writer at a time inside this process: a writer waits on this lock, and is woken the moment the previous
-    # one commits, instead of polling SQLite's busy handler, which sleeps up to 100 ms between tries and lets
-    # latecomers overtake (16 concurrent writers then see p99 latencies of seconds). Writers in other processes
-    # (`modelyard worker`) still meet SQLite's own lock and busy timeout.
-    write_lock = threading.Lock()
-
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         if not conn.get_execution_options().get("modelyard_write", False):
             conn.exec_driver_sql("BEGIN")
             return
         waited = SQLITE_BUSY_TIMEOUT_MS / 1000
-        if not write_lock.acquire(timeout=waited):
+        if not writers.acquire(timeout=waited):
             raise ServiceUnavailable(
                 f"The database is busy: other writes have held it for {waited:g} s",
                 error_code="DATABASE_BUSY",
@@ -60,21 +55,21 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
             conn.info.pop(_HOLDS_WRITE_LOCK, None)
-            write_lock.release()
+            writers.release()
             raise
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
         # The transaction has ended (committed, or rolled back by the pool's reset) once the connection is back.
         if record.info.pop(_HOLDS_WRITE_LOCK, False):
-            write_lock.release()
+            writers.release()
 
     # A connection that is thrown away instead of returned (closed, or invalidated after an error, which closes it)
     # must not take the lock with it: every later writer of the process would wait for ever.
     @event.listens_for(engine, "close")
     def _on_close(_dbapi_connection: Any, record: Any) -> None:
         if record.info.pop(_HOLDS_WRITE_LOCK, False):
-            write_lock.release()
+            writers.release()
 
 
 def _loads(text: str | bytes) -> Any:
@@ -86,7 +81,8 @@ def _loads(text: str | bytes) -> Any:
         return json.loads(text)
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> Engine:
+def create_engine(url: str, *, pool_size: int = 10, writers: WriterLock | None = None) -> Engine:
+    """The engine of `url`; on SQLite its write transactions take turns on `writers` (a lock of their own if None)."""
     if url.startswith("sqlite"):
         # Reads on SQLite run on the event loop (kit.routing.run_db), which must never wait for a connection:
         # the pool keeps enough for the threads and the loop, and opens more (without limit) when it must.
@@ -97,7 +93,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> Engine:
             max_overflow=-1,
             json_deserializer=_loads,
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, writers or WriterLock(None))
         return engine
     return sa.create_engine(
         url, pool_size=pool_size, max_overflow=2 * pool_size, pool_pre_ping=True, json_deserializer=_loads
@@ -109,7 +105,10 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
-        self.engine = create_engine(url, pool_size=pool_size)
+        parsed = sa.make_url(url)
+        is_sqlite = parsed.get_backend_name() == "sqlite"
+        self.writers = WriterLock(lock_path(parsed.database, dict(parsed.query))) if is_sqlite else None
+        self.engine = create_engine(url, pool_size=pool_size, writers=self.writers)
         self.dialect = self.engine.dialect.name
         write_engine = self.engine.execution_options(modelyard_write=True)
         self._read = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
@@ -130,3 +129,5 @@ class Database:
     def dispose(self) -> None:
         self.changes.close()
         self.engine.dispose()
+        if self.writers is not None:
+            self.writers.close()
