@@ -29,6 +29,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -458,11 +459,31 @@ math.randomseed(%(seed)d)
 request = function()
   return wrk.format("GET", paths[math.random(#paths)])
 end
+"""
+
+
+# Appended to every wrk script: one line of results for `_wrk` to read.
+WRK_DONE = """
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("BENCH requests=%%d duration_us=%%d errors=%%d p50=%%d p95=%%d p99=%%d\\n",
+  io.write(string.format("BENCH requests=%d duration_us=%d errors=%d p50=%d p95=%d p99=%d\\n",
     summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
     latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
+
+WRK_CREATE_SCRIPT = """
+local headers = {%(headers)s}
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("id", threads)
+end
+local counter = 0
+request = function()
+  counter = counter + 1
+  local name = string.format("%(prefix)s-t%%d-%%07d", id, counter)
+  return wrk.format("POST", "%(path)s", headers, '{"name": "' .. name .. '"}')
 end
 """
 
@@ -477,19 +498,36 @@ def wrk_path(request: Request) -> str:
 
 def run_wrk(server: Server, workload: str, paths: list[str], seconds: float, concurrency: int) -> Result:
     """GETs of paths picked at random, by wrk (a compiled client, so that the client does not hide the server)."""
-    assert WRK is not None
     headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in server.headers.items())
+    script = WRK_SCRIPT % {
+        "paths": ",".join(json.dumps(p) for p in paths),
+        "headers": headers,
+        "seed": random.randrange(1 << 30),
+    }
+    return _wrk(server, workload, script, seconds, concurrency)
+
+
+def run_wrk_creates(server: Server, workload: str, prefix: str, seconds: float, concurrency: int) -> Result:
+    """Creates of new models (names `prefix-t<thread>-<n>`) for `seconds`, by wrk: with httpx at 16 connections the
+    client, not modelyard, was the limit (105 creates/s against 250-290/s with wrk)."""
+    method, path, _options = create_model(server.kind, "")
+    assert method == "POST"
+    headers = {**server.headers, "Content-Type": "application/json"}
+    script = WRK_CREATE_SCRIPT % {
+        "headers": ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()),
+        "prefix": prefix,
+        "path": path,
+    }
+    return _wrk(server, workload, script, seconds, concurrency)
+
+
+def _wrk(server: Server, workload: str, script_text: str, seconds: float, concurrency: int) -> Result:
+    assert WRK is not None
     script = RUN / f"wrk-{server.port}.lua"
-    script.write_text(
-        WRK_SCRIPT
-        % {
-            "paths": ",".join(json.dumps(p) for p in paths),
-            "headers": headers,
-            "seed": random.randrange(1 << 30),
-        }
-    )
-    argv = [WRK, "-t2", f"-c{concurrency}", f"-d{seconds:.0f}s", "--timeout", "30s", "-s", str(script), server.base]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    script.write_text(script_text + WRK_DONE)
+    threads = min(2, concurrency)
+    argv = [WRK, f"-t{threads}", f"-c{concurrency}", f"-d{seconds:.0f}s", "--timeout", "30s", "-s", str(script)]
+    out = subprocess.run([*argv, server.base], capture_output=True, text=True, check=True).stdout
     match = re.search(r"BENCH requests=(\d+) duration_us=(\d+) errors=(\d+) p50=(\d+) p95=(\d+) p99=(\d+)", out)
     if not match:
         raise SystemExit(f"could not read wrk's output:\n{out}")
@@ -701,6 +739,13 @@ def bench_registry(server: Server, sizes: Sizes, scale: bool, use_wrk: bool) -> 
             seconds = seed_adapters(server, c16, len(names))
             report.notes.append(f"{len(names)} adapters written into its database in {seconds:.1f} s (not timed)")
             read_adapters(report, sizes, c16, len(names), "")
+        if use_wrk:
+            # Last, so that no workload above sees the rows these add (wrk runs for a time, not a count).
+            for concurrency in (1, 16):
+                label = f"create: new models for {sizes.read_seconds:.0f} s, c={concurrency}"
+                log(f"{server.label}: {label} (wrk)")
+                prefix = f"wrk-c{concurrency}"
+                report.results.append(run_wrk_creates(server, label, prefix, sizes.read_seconds, concurrency))
         if scale:
             more = sizes.scale - len(names)
             grown = [f"s-{i:07d}" for i in range(more)]
@@ -727,6 +772,19 @@ def bench_registry(server: Server, sizes: Sizes, scale: bool, use_wrk: bool) -> 
     finally:
         server.stop()
     return report
+
+
+def cold_starts(count: int) -> list[float]:
+    """`modelyard serve` started `count` times, each on a new empty SQLite database with no other server running:
+    seconds from the process's start to the first 200."""
+    times = []
+    for i in range(count):
+        server = modelyard_server(RUN / f"cold-{i}", None, "modelyard (SQLite)")
+        log(f"cold start {i + 1} of {count} ...")
+        server.start()
+        server.stop()
+        times.append(server.cold_start)
+    return times
 
 
 def bench_ceiling(server: Server, sizes: Sizes, use_wrk: bool) -> Report:
@@ -767,7 +825,9 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b and a == a and b == b else "n/a"
 
 
-def print_tables(reports: list[Report], versions: dict[str, str], args: argparse.Namespace, sizes: Sizes) -> None:
+def print_tables(
+    reports: list[Report], versions: dict[str, str], args: argparse.Namespace, sizes: Sizes, cold: list[float]
+) -> None:
     print()
     print(
         f"Command: `{' '.join(['.venv/bin/python', 'bench/registry.py', *sys.argv[1:]])}` "
@@ -817,6 +877,11 @@ def print_tables(reports: list[Report], versions: dict[str, str], args: argparse
 
     mlflow = next((r for r in reports if r.server.kind == "mlflow"), None)
     ceilings = [r for r in reports if r.server.kind == "ceiling"]
+    if cold:
+        print(
+            f"\nCold start of `modelyard serve` alone (empty SQLite database, nothing else running), {len(cold)} "
+            f"starts: {', '.join(f'{t:.2f}' for t in cold)} s, median {statistics.median(cold):.2f} s.\n"
+        )
     for mine in (r for r in reports if r.server.kind == "modelyard"):
         if mlflow is not None:
             print(f"\nRatios, {mine.server.label} / MLflow (SQLite); throughput target >= 10, p99 target <= 0.20:\n")
@@ -846,9 +911,12 @@ def print_tables(reports: list[Report], versions: dict[str, str], args: argparse
                 f"| peak PSS (sum of the tree) | - | {ratio(sm.peak_pss, so.peak_pss)} | - | "
                 f"{'met' if sm.peak_pss * 5 <= so.peak_pss else 'not met'} (<= 0.20) | - |"
             )
+            # The target is absolute: judged on the starts alone on an idle machine when there are any (the start
+            # inside the run follows MLflow's shutdown), else on the start inside the run.
+            alone = statistics.median(cold) if cold and "SQLite" in mine.server.label else mine.server.cold_start
             print(
                 f"| cold start | - | {ratio(mine.server.cold_start, mlflow.server.cold_start)} | - | "
-                f"{'met' if mine.server.cold_start < 2 else 'not met'} (< 2 s absolute) | - |"
+                f"{'met' if alone < 2 else 'not met'} (< 2 s absolute, {alone:.2f} s) | - |"
             )
         grown = [r for r in mine.results if " @" in r.workload]
         if grown:
@@ -952,6 +1020,7 @@ def main() -> None:
     shutil.rmtree(RUN, ignore_errors=True)
     RUN.mkdir(parents=True)
     reports: list[Report] = []
+    cold: list[float] = []
     started = time.perf_counter()
     try:
         if args.mlflow_run:
@@ -971,12 +1040,14 @@ def main() -> None:
         ceilings |= {args.pg_workers} if args.postgres else set()
         for workers in sorted(ceilings):
             reports.append(bench_ceiling(ceiling_server(RUN, workers), sizes, use_wrk))
+        if args.sqlite_run:
+            cold = cold_starts(3)
     finally:
         for report in reports:
             report.server.stop()
         shutil.rmtree(RUN, ignore_errors=True)
     log(f"done in {time.perf_counter() - started:.0f} s")
-    print_tables(reports, versions, args, sizes)
+    print_tables(reports, versions, args, sizes, cold)
 
 
 if __name__ == "__main__":
