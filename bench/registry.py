@@ -936,17 +936,24 @@ def print_tables(
                     f"{'met' if p50 <= 1.5 else 'not met'} |"
                 )
             print()
-        for ceiling in ceilings:
-            for r in mine.results:
-                if not r.workload.startswith("read:") or "@" in r.workload:
-                    continue
-                top = next((c for c in ceiling.results if c.client == r.client), None)
-                if top is None:
-                    continue
+        shares = [
+            (ceiling, r, top)
+            for ceiling in ceilings
+            for r in mine.results
+            if r.workload.startswith("read:") and "@" not in r.workload
+            for top in ceiling.results
+            if top.client == r.client
+        ]
+        if shares:
+            # A table of its own: after the growth table, these rows used to read as part of it.
+            print(f"\nGET by name, {mine.server.label} / a bare ceiling (target >= 0.10):\n")
+            print("| ceiling | client | req/s ratio | p99 ratio | target |")
+            print("|---|---|---|---|---|")
+            for ceiling, r, top in shares:
                 share = r.throughput / top.throughput if top.throughput else float("nan")
                 print(
-                    f"| GET by name / {ceiling.server.label} | {r.client} | {fmt(share, 3)} | "
-                    f"{ratio(r.p99, top.p99)} | {'met' if share >= 0.10 else 'not met'} (>= 0.10) | - |"
+                    f"| {ceiling.server.label} | {r.client} | {fmt(share, 3)} | {ratio(r.p99, top.p99)} | "
+                    f"{'met' if share >= 0.10 else 'not met'} |"
                 )
 
 
