@@ -1,6 +1,7 @@
 """Uniqueness decided by the database: one `INSERT ... ON CONFLICT DO NOTHING RETURNING`, and a row that did not go
-in becomes the domain's 409 (STYLE habit 3: never check-then-insert). A refused row aborts nothing, on PostgreSQL
-either, so the rest of the transaction stays usable without a savepoint."""
+in becomes the domain's 409 (STYLE habit 3: never check-then-insert). A row that a unique constraint refuses aborts
+nothing, on PostgreSQL either, so no savepoint is needed; another constraint's refusal (a foreign key to a row
+deleted meanwhile) ends the transaction on PostgreSQL, as the 409 ends the request anyway."""
 
 from __future__ import annotations
 
