@@ -31,8 +31,8 @@ ROUTERS = [
 
 def include_routers(app: FastAPI) -> None:
     """Add every router's routes to the app as they are. `app.include_router` would keep each route and build it a
-    second time, lazily, with the app's prefix, tags and responses merged in: 0.3-0.4 s at the first request, and
-    a router-by-router match on every request. The routers already carry everything (`api_router`), so the routes
-    they built when declared serve as they are."""
+    second time, lazily, with the app's prefix, tags and responses merged in: 0.3-0.4 s at the first request. The
+    routers already carry everything (`api_router`), so the routes they built when declared serve as they are
+    (GET by name costs the same either way: 0.51 against 0.52 ms of CPU, four alternating wrk runs)."""
     for router in ROUTERS:
         app.router.routes.extend(router.routes)
