@@ -144,7 +144,7 @@ def _other_process_could_write(db: Database) -> bool:
     """Whether another process would get the writers' file lock now: a second open file description of the lock
     file conflicts with the first one as another process's would, even inside this process."""
     assert db.writers is not None
-    fd = os.open(db.writers.path, os.O_RDWR)
+    fd = os.open(db.writers.path, os.O_RDWR | os.O_CREAT, 0o600)  # as another process would open it
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
