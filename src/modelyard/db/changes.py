@@ -23,6 +23,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from modelyard.db.urls import sqlite_file
+
 _SNAPSHOT = sa.text("SELECT pg_current_snapshot()::text")
 
 
@@ -31,9 +33,7 @@ class ChangeWatch:
         self._engine = engine
         self._lock = threading.Lock()
         self._sqlite: Any = None
-        self.enabled = engine.dialect.name == "postgresql" or (
-            engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
-        )
+        self.enabled = engine.dialect.name == "postgresql" or sqlite_file(engine.url) is not None
 
     def token(self, session: Session) -> str | None:
         """The token now; None when there is none (in-memory SQLite), or when `session` has already read (its

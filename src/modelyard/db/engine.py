@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from modelyard.db.changes import ChangeWatch
 from modelyard.db.reads import Reader, reading
-from modelyard.db.writer_lock import WriterLock, lock_path
+from modelyard.db.urls import sqlite_file
+from modelyard.db.writer_lock import WriterLock
 from modelyard.errors import ServiceUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -105,9 +106,11 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
-        parsed = sa.make_url(url)
-        is_sqlite = parsed.get_backend_name() == "sqlite"
-        self.writers = WriterLock(lock_path(parsed.database, dict(parsed.query))) if is_sqlite else None
+        # SQLite's writers take turns (modelyard.db.writer_lock); an in-memory database has no file to lock them on.
+        self.writers: WriterLock | None = None
+        if sa.make_url(url).get_backend_name() == "sqlite":
+            database = sqlite_file(url)
+            self.writers = WriterLock(f"{database}-writer.lock" if database else None)
         self.engine = create_engine(url, pool_size=pool_size, writers=self.writers)
         self.dialect = self.engine.dialect.name
         write_engine = self.engine.execution_options(modelyard_write=True)

@@ -65,10 +65,3 @@ class WriterLock:
                 self._fd = None
         finally:
             self._thread.release()
-
-
-def lock_path(database: str | None, query: dict[str, object]) -> str | None:
-    """The lock file of an SQLite database file (its path plus `-writer.lock`); None for an in-memory one."""
-    if not database or database == ":memory:" or query.get("mode") == "memory":
-        return None
-    return f"{database}-writer.lock"

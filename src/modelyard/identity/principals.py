@@ -37,6 +37,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from modelyard.db.base import utcnow
+from modelyard.db.urls import sqlite_file
 
 if TYPE_CHECKING:
     from modelyard.auth import Principal
@@ -98,10 +99,10 @@ _SHARED_LOCK = threading.Lock()
 def shared_revision(database_url: str | sa.URL) -> SharedRevision | None:
     """The revision file of a SQLite database file (one per path in this process); None for PostgreSQL and for
     in-memory SQLite, which only one process can open."""
-    url = sa.engine.make_url(database_url)
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+    database = sqlite_file(database_url)
+    if database is None:
         return None
-    path = os.path.abspath(url.database) + "-principals"
+    path = database + "-principals"
     with _SHARED_LOCK:
         found = _SHARED.get(path)
         if found is None:
