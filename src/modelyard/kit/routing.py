@@ -1,12 +1,18 @@
 """The request boundary: one database session per request, one commit when the endpoint succeeded, a rollback
 otherwise; the JSON body size limit; and `Idempotency-Key` replays. Every API router uses `TransactionalRoute`.
 
-The commit happens here, before the response is sent, so a client never sees a 2xx for a change that did not
-commit (FastAPI's yield dependencies may run their exit code after the response has gone out)."""
+The commit happens before the response is sent, so a client never sees a 2xx for a change that did not commit
+(FastAPI's yield dependencies may run their exit code after the response has gone out). A write whose endpoint is a
+plain function commits in the endpoint's own thread, the moment it returns (`_commit_on_return`); with an
+`Idempotency-Key`, or when the endpoint is a coroutine, the commit follows the response, which the key's record
+stores with the change."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
 from enum import Enum
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -88,6 +94,10 @@ def _finish(session: Session, commit: bool) -> None:
 
 
 _SESSION = "modelyard.session"
+_COMMITTED = "modelyard.committed"
+# The request whose sync endpoint commits its session when it returns (set by the boundary, read in the endpoint's
+# thread, which runs in a copy of the boundary's context).
+_COMMIT_ON_RETURN: ContextVar[Request | None] = ContextVar("modelyard_commit_on_return", default=None)
 
 
 def request_session(request: Request) -> Session:
@@ -110,8 +120,42 @@ def not_modified(request: Request, response: Response) -> Response:
     return Response(status_code=304, headers={"ETag": etag})
 
 
+def _commit_on_return(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """`endpoint` (a plain function, which FastAPI runs in a worker thread), committing the request's session in
+    that thread as soon as it returns an answer that is not an error.
+
+    On SQLite a write transaction holds the database's one write lock (modelyard.db.writer_lock) until it ends.
+    Committed here, it ends with the endpoint's own work. Committed after the response, it would also span the
+    hand-back to the event loop, the loop's turn for it among every other request, and a second thread hand-off:
+    several milliseconds under load, in which no other writer, of this process or another, may start. (With 16
+    concurrent creates on the bench machine: 15-20% more creates per second, in one process or two.)
+
+    The answer is serialised after the commit, so an answer that fails its response model (a bug) is a 500 for a
+    change that stays: the promise kept is the other one, no 2xx for a change that did not commit."""
+
+    @functools.wraps(endpoint)
+    def commits(*args: Any, **kwargs: Any) -> Any:
+        answer = endpoint(*args, **kwargs)
+        request = _COMMIT_ON_RETURN.get()
+        if request is not None and not (isinstance(answer, Response) and answer.status_code >= 400):
+            session: Session | None = request.scope.get(_SESSION)
+            if session is not None:
+                session.commit()
+                request.scope[_COMMITTED] = True
+        return answer
+
+    commits.commits_on_return = True  # type: ignore[attr-defined]
+    return commits
+
+
 class TransactionalRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        call = self.dependant.call
+        writes = bool(self.methods) and not self.methods & SAFE_METHODS
+        plain = call is not None and not inspect.iscoroutinefunction(call) and not hasattr(call, "commits_on_return")
+        if writes and plain:
+            assert call is not None
+            self.dependant.call = _commit_on_return(call)
         handler = super().get_route_handler()
         streams_body = bool((self.openapi_extra or {}).get(STREAMED_BODY))
 
@@ -121,9 +165,12 @@ class TransactionalRoute(APIRoute):
                 await read_body_limited(request, ctx.settings.max_json_bytes)
             write = request.method not in SAFE_METHODS
             committed = False
+            commit_here = None
             try:
                 key = request.headers.get("idempotency-key") if request.method == "POST" else None
                 principal = None
+                if key is None and write:
+                    commit_here = _COMMIT_ON_RETURN.set(request)
                 if key is not None:
                     idempotency.validate_key(key)
                     session = request_session(request)
@@ -147,12 +194,17 @@ class TransactionalRoute(APIRoute):
                 # A write that never opened a session (answered from prebuilt reads) has nothing to commit.
                 opened = request.scope.get(_SESSION)
                 if write and response.status_code < 400 and opened is not None:
-                    if key is not None and principal is not None:
-                        idempotency.complete(opened, principal.user_id, key, response)
-                    await run_in_threadpool(_finish, opened, True)
+                    if request.scope.pop(_COMMITTED, False) and not opened.in_transaction():
+                        opened.close()  # committed by the endpoint, and nothing read since: no database work left
+                    else:
+                        if key is not None and principal is not None:
+                            idempotency.complete(opened, principal.user_id, key, response)
+                        await run_in_threadpool(_finish, opened, True)
                     committed = True
                 return response
             finally:
+                if commit_here is not None:
+                    _COMMIT_ON_RETURN.reset(commit_here)
                 left: Session | None = request.scope.pop(_SESSION, None)
                 if not committed and left is not None:
                     await run_db(request, _finish, left, False)

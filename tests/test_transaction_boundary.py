@@ -1,0 +1,91 @@
+"""The request boundary (modelyard.kit.routing): a write whose endpoint is a plain function commits in the endpoint's
+thread when it returns a success, before its answer is even serialised, so that on SQLite the one write lock is
+not held across the hand-back to the event loop; an error answer commits nothing; with an `Idempotency-Key` the
+commit still follows the response, which the key's record stores with the change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.testclient import TestClient
+from pydantic import BaseModel, model_serializer
+
+from modelyard.db.engine import Database
+from modelyard.kit.routing import DbSession, api_router
+from modelyard.workspace.tables import Workspace
+
+
+def _visible(db: Database, name: str) -> bool:
+    """Whether another connection sees workspace `name`: whether its transaction has committed."""
+    with db.session(write=False) as session:
+        return session.scalar(sa.select(sa.func.count()).where(Workspace.name == name)) == 1
+
+
+class _Seen(BaseModel):
+    """An answer whose serialisation (on the event loop, after the endpoint returned) records what another
+    connection saw at that moment."""
+
+    name: str
+
+    @model_serializer
+    def _serialise(self) -> dict[str, object]:
+        return {"name": self.name, "committed_when_serialised": SEEN[self.name]()}
+
+
+SEEN: dict[str, Callable[[], bool]] = {}
+
+
+@pytest.fixture
+def routes(app: FastAPI, db: Database) -> None:
+    router = api_router("/v1/test-boundary")
+
+    def add(session: DbSession, name: str) -> None:
+        session.add(Workspace(name=name, description="", created_by="t", updated_by="t"))
+        session.flush()
+        SEEN[name] = lambda: _visible(db, name)
+
+    @router.post("/answer", response_model=_Seen)
+    def answer(session: DbSession, name: str) -> _Seen:
+        add(session, name)
+        return _Seen(name=name)
+
+    @router.post("/refuse")
+    def refuse(session: DbSession, name: str, request: Request) -> JSONResponse:
+        add(session, name)
+        return JSONResponse({"error_msg": "no"}, status_code=409)
+
+    app.router.routes.extend(router.routes)
+
+
+@pytest.mark.usefixtures("routes")
+def test_a_write_commits_when_its_endpoint_returns(client: TestClient, db: Database) -> None:
+    r = client.post("/v1/test-boundary/answer", params={"name": "early"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"name": "early", "committed_when_serialised": True}
+    assert _visible(db, "early")
+
+
+@pytest.mark.usefixtures("routes")
+def test_an_error_answer_commits_nothing(client: TestClient, db: Database) -> None:
+    r = client.post("/v1/test-boundary/refuse", params={"name": "refused"})
+    assert r.status_code == 409
+    assert not _visible(db, "refused")
+    # The boundary rolled the request's transaction back: on SQLite the writer lock is free again.
+    assert client.post("/v1/test-boundary/answer", params={"name": "after"}).status_code == 200
+
+
+@pytest.mark.usefixtures("routes")
+def test_with_an_idempotency_key_the_commit_follows_the_answer(client: TestClient, db: Database) -> None:
+    """The key's record holds the answer, and commits with the change: one transaction, after serialisation."""
+    headers = {"Idempotency-Key": "boundary-1"}
+    first = client.post("/v1/test-boundary/answer", params={"name": "keyed"}, headers=headers)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"name": "keyed", "committed_when_serialised": False}
+    assert _visible(db, "keyed")
+    again = client.post("/v1/test-boundary/answer", params={"name": "keyed"}, headers=headers)
+    assert again.status_code == 200
+    assert again.json() == first.json()
