@@ -151,7 +151,8 @@ def _commit_on_return(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 class TransactionalRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         call = self.dependant.call
-        writes = bool(self.methods) and not self.methods & SAFE_METHODS
+        methods = self.methods or set()
+        writes = bool(methods) and not methods & SAFE_METHODS
         plain = call is not None and not inspect.iscoroutinefunction(call) and not hasattr(call, "commits_on_return")
         if writes and plain:
             assert call is not None
