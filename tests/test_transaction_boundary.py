@@ -1,11 +1,16 @@
-"""The request boundary (modelyard.kit.routing): a write whose endpoint is a plain function commits in the endpoint's
+"""The request boundary (modelyard.kit.routing). A write whose endpoint is a plain function commits in the endpoint's
 thread when it returns a success, before its answer is even serialised, so that on SQLite the one write lock is
 not held across the hand-back to the event loop; an error answer commits nothing; with an `Idempotency-Key` the
-commit still follows the response, which the key's record stores with the change."""
+commit still follows the response, which the key's record stores with the change. And where database calls run:
+on the event loop, in a read thread, or in the general pool."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -15,6 +20,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, model_serializer
 
 from modelyard.db.engine import Database
+from modelyard.kit import routing
 from modelyard.kit.routing import DbSession, api_router
 from modelyard.workspace.tables import Workspace
 
@@ -89,3 +95,42 @@ def test_with_an_idempotency_key_the_commit_follows_the_answer(client: TestClien
     again = client.post("/v1/test-boundary/answer", params={"name": "keyed"}, headers=headers)
     assert again.status_code == 200
     assert again.json() == first.json()
+
+
+def _peak_concurrency(app: FastAPI, method: str, dispatch: Callable[..., Any], calls: int = 8) -> int:
+    """How many of `calls` concurrent database calls (each 50 ms long) `dispatch` ran at once for a `method`."""
+    request = Request({"type": "http", "method": method, "app": app, "headers": [], "path": "/", "query_string": b""})
+    lock = threading.Lock()
+    running = peak = 0
+
+    def call() -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+
+    async def all_at_once() -> None:
+        await asyncio.gather(*(dispatch(request, call) for _ in range(calls)))
+
+    asyncio.run(all_at_once())
+    return peak
+
+
+def test_reads_on_postgresql_take_turns_on_a_few_threads(
+    app: FastAPI, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL, reads queue for the process's READ_THREADS instead of each waking a thread of the general
+    pool (where 32 concurrent GETs fought over the GIL); writes keep the general pool, so a write waiting on a row
+    lock holds up no read. On SQLite, reads run on the event loop, one at a time."""
+    monkeypatch.setattr(routing, "READ_THREADS", 2)
+    if db.is_sqlite:
+        assert _peak_concurrency(app, "GET", routing.run_read) == 1
+        assert _peak_concurrency(app, "GET", routing.run_db) == 1
+        return
+    assert _peak_concurrency(app, "GET", routing.run_read) == 2
+    assert _peak_concurrency(app, "POST", routing.run_read) == 2  # a write's access check is a prebuilt read
+    assert _peak_concurrency(app, "GET", routing.run_db) == 2
+    assert _peak_concurrency(app, "POST", routing.run_db) == 8
