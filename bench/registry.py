@@ -2,16 +2,16 @@
 
     .venv/bin/python bench/registry.py            # the issue's sizes (make bench)
     .venv/bin/python bench/registry.py --quick    # reduced, under 3 minutes once the MLflow venv exists
-    .venv/bin/python bench/registry.py --postgres # also modelyard on PostgreSQL
+    .venv/bin/python bench/registry.py --postgres # also modelyard and MLflow on PostgreSQL
     .venv/bin/python bench/registry.py --scale    # also grow to 100,000 models through each API and read again
 
 Creates (or reuses) a virtual environment with MLflow under bench/.work/mlflow-venv, then starts one server at a
 time on a free loopback port, each with fresh state under bench/.work/registry-run: `mlflow server` (SQLite, its
-defaults: 4 uvicorn workers and a job runner), `modelyard serve` (SQLite; with --postgres also on a database created
-for the run and dropped after), and bench/ceiling_app.py. One asyncio load generator (httpx.AsyncClient) drives the
-same workloads against each; when `wrk` is on PATH it also drives the GET rows of every server (GET by name, the
-first page, the name-prefix search). Prints
-Markdown tables, with the ratios modelyard / MLflow, for bench/RESULTS.md."""
+defaults: 4 uvicorn workers and a job runner), `modelyard serve` (SQLite; with --postgres both also on PostgreSQL,
+each on a database created for the run and dropped after), and bench/ceiling_app.py. One asyncio load generator
+(httpx.AsyncClient) drives the same workloads against each; when `wrk` is on PATH it also drives the GET rows of
+every server (GET by name, the first page, the name-prefix search) and timed creates. Prints Markdown tables, with
+the ratios modelyard / MLflow on the same kind of database, for bench/RESULTS.md."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import asyncio
 import compileall
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -157,11 +158,15 @@ class Server:
     port: int
     health: str
     home: Path | None = None
-    database_url: str | None = None  # modelyard: where the bench seeds adapters
+    database_url: str | None = None  # modelyard: where the bench seeds adapters; MLflow: None on SQLite
     headers: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     sampler: TreeSampler | None = None
     cold_start: float = 0.0
+
+    @property
+    def on_postgres(self) -> bool:
+        return (self.database_url or "").startswith("postgresql")
 
     @property
     def base(self) -> str:
@@ -209,19 +214,24 @@ class Server:
             os.killpg(self.process.pid, signal.SIGKILL)
 
 
-def ensure_mlflow_venv(spec: str) -> dict[str, str]:
+def ensure_mlflow_venv(spec: str, postgres: bool) -> dict[str, str]:
     python = MLFLOW_VENV / "bin" / "python"
     if not (MLFLOW_VENV / "bin" / "mlflow").exists():
         log(f"creating {MLFLOW_VENV} and installing {spec} (a few minutes) ...")
         subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", spec], check=True)
+    # MLflow's SQLAlchemy store reaches PostgreSQL through psycopg 3, as modelyard does (`postgresql+psycopg://`).
+    if postgres and subprocess.run([str(python), "-c", "import psycopg"], capture_output=True).returncode != 0:
+        log("installing psycopg into MLflow's venv ...")
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "psycopg[binary]"], check=True)
     versions = subprocess.run(
         [
             str(python),
             "-c",
             "import importlib.metadata as m\n"
-            "for p in ('mlflow','SQLAlchemy','uvicorn','fastapi','Flask','huey'):\n"
-            "    print(p, m.version(p))",
+            "for p in ('mlflow','SQLAlchemy','uvicorn','fastapi','Flask','huey','psycopg'):\n"
+            "    try: print(p, m.version(p))\n"
+            "    except m.PackageNotFoundError: pass",
         ],
         check=True,
         capture_output=True,
@@ -232,15 +242,18 @@ def ensure_mlflow_venv(spec: str) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in versions.splitlines())
 
 
-def mlflow_server(root: Path) -> Server:
+def mlflow_server(root: Path, database_url: str | None = None) -> Server:
+    """`mlflow server` with its defaults, on SQLite, or on the PostgreSQL database `database_url`."""
     port = free_port()
-    cwd = root / "mlflow"
+    cwd = root / "mlflow" / ("pg" if database_url else "sqlite")
     cwd.mkdir(parents=True)
     argv = [
         str(MLFLOW_VENV / "bin" / "mlflow"),
         "server",
         "--backend-store-uri",
-        f"sqlite:///{cwd / 'mlflow.db'}",
+        database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+        if database_url
+        else f"sqlite:///{cwd / 'mlflow.db'}",
         "--host",
         "127.0.0.1",
         "--port",
@@ -248,7 +261,8 @@ def mlflow_server(root: Path) -> Server:
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MODELYARD_", "VIRTUAL_ENV"))}
     env["PATH"] = f"{MLFLOW_VENV / 'bin'}:{env.get('PATH', '')}"
-    return Server("MLflow (SQLite)", "mlflow", argv, env, cwd, port, "/health")
+    label = "MLflow (PostgreSQL)" if database_url else "MLflow (SQLite)"
+    return Server(label, "mlflow", argv, env, cwd, port, "/health", database_url=database_url)
 
 
 def modelyard_server(root: Path, database_url: str | None, label: str, workers: int = 1) -> Server:
@@ -629,7 +643,7 @@ def seed_adapters(server: Server, models: list[str], total: int) -> float:
             owners = models[have // ADAPTERS_PER_MODEL : (total + ADAPTERS_PER_MODEL - 1) // ADAPTERS_PER_MODEL]
             found = session.execute(sa.select(Model.name, Model.id).where(Model.name.in_(owners)))
             ids = {name: model_id for name, model_id in found}
-            rows = []
+            rows: list[dict[str, Any]] = []
             for i in range(have, have + need):
                 now = utcnow()
                 rows.append(
@@ -668,7 +682,8 @@ def analyze_postgres(server: Server) -> bool:
         return False
     import sqlalchemy as sa
 
-    engine = sa.create_engine(server.database_url or "", isolation_level="AUTOCOMMIT")
+    url = sa.make_url(server.database_url or "").set(drivername="postgresql+psycopg")
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("VACUUM ANALYZE")
@@ -696,6 +711,10 @@ def read_adapters(report: Report, sizes: Sizes, models: list[str], count: int, s
     report.results.append(asyncio.run(drive(server, label, one, 32, seconds=sizes.read_seconds)))
 
 
+def _create_nth(kind: str, names: list[str], i: int) -> Request:
+    return create_model(kind, names[i])
+
+
 def bench_registry(server: Server, sizes: Sizes, scale: bool, use_wrk: bool) -> Report:
     report = Report(server)
     log(f"starting {server.label} ...")
@@ -711,9 +730,7 @@ def bench_registry(server: Server, sizes: Sizes, scale: bool, use_wrk: bool) -> 
             label = f"create: {sizes.create} models, c={concurrency}"
             log(f"{server.label}: {label}")
             report.results.append(
-                asyncio.run(
-                    drive(server, label, lambda i, n=names: create_model(kind, n[i]), concurrency, total=len(names))
-                )
+                asyncio.run(drive(server, label, functools.partial(_create_nth, kind, names), concurrency, len(names)))
             )
         targets = c16[: sizes.version_models]
         label = f"versions: 5 on each of {len(targets)} models, c=16"
@@ -764,8 +781,8 @@ def bench_registry(server: Server, sizes: Sizes, scale: bool, use_wrk: bool) -> 
             if kind == "modelyard":
                 seconds = seed_adapters(server, c16 + grown, sizes.scale)
                 report.notes.append(f"grown to {sizes.scale} adapters in its database in {seconds:.1f} s (not timed)")
-                if analyze_postgres(server):
-                    report.notes.append("VACUUM ANALYZE run after the growth (autovacuum is off on this PostgreSQL)")
+            if analyze_postgres(server):
+                report.notes.append("VACUUM ANALYZE run after the growth (autovacuum is off on this PostgreSQL)")
             read_and_list(report, sizes, names + grown, sizes.scale, f" @{sizes.scale}", use_wrk)
             if kind == "modelyard":
                 read_adapters(report, sizes, c16 + grown, sizes.scale, f" @{sizes.scale}")
@@ -875,7 +892,7 @@ def print_tables(
         for note in report.notes:
             print(f"\n{report.server.label}: {note}.")
 
-    mlflow = next((r for r in reports if r.server.kind == "mlflow"), None)
+    mlflows = [r for r in reports if r.server.kind == "mlflow"]
     ceilings = [r for r in reports if r.server.kind == "ceiling"]
     if cold:
         print(
@@ -883,8 +900,12 @@ def print_tables(
             f"starts: {', '.join(f'{t:.2f}' for t in cold)} s, median {statistics.median(cold):.2f} s.\n"
         )
     for mine in (r for r in reports if r.server.kind == "modelyard"):
+        # Against MLflow on the same kind of database (the issue's "same workloads and database kind").
+        mlflow = next((r for r in mlflows if r.server.on_postgres == mine.server.on_postgres), None)
         if mlflow is not None:
-            print(f"\nRatios, {mine.server.label} / MLflow (SQLite); throughput target >= 10, p99 target <= 0.20:\n")
+            print(
+                f"\nRatios, {mine.server.label} / {mlflow.server.label}; throughput target >= 10, p99 target <= 0.20:\n"
+            )
             print("| workload | client | req/s ratio | p99 ratio | throughput target | p99 target |")
             print("|---|---|---|---|---|---|")
             theirs = {(r.workload, r.client): r for r in mlflow.results}
@@ -1007,7 +1028,7 @@ def main() -> None:
         log("wrk not used (not installed, or --no-wrk): the GET rows use httpx only")
 
     WORK.mkdir(parents=True, exist_ok=True)
-    mlflow_versions = ensure_mlflow_venv(args.mlflow) if args.mlflow_run else {}
+    mlflow_versions = ensure_mlflow_venv(args.mlflow, args.postgres) if args.mlflow_run else {}
     # pip leaves compiled bytecode beside an installed package (MLflow's venv has it). An editable checkout run with
     # PYTHONDONTWRITEBYTECODE=1 (as on the bench machine) would compile every modelyard module again at each start.
     compileall.compile_dir(str(Path(modelyard.__file__).parent), quiet=1)
@@ -1018,6 +1039,7 @@ def main() -> None:
         "MLflow's SQLAlchemy": mlflow_versions.get("SQLAlchemy", "-"),
         "MLflow's uvicorn": mlflow_versions.get("uvicorn", "-"),
         "MLflow's Flask": mlflow_versions.get("Flask", "-"),
+        "MLflow's psycopg": mlflow_versions.get("psycopg", "-"),
         "modelyard": md.version("modelyard"),
         "uvicorn": md.version("uvicorn"),
         "FastAPI": md.version("fastapi"),
@@ -1036,6 +1058,9 @@ def main() -> None:
             n = args.sqlite_workers
             label = "modelyard (SQLite)" if n == 1 else f"modelyard (SQLite, {n} processes)"
             reports.append(bench_registry(modelyard_server(RUN, None, label, n), sizes, args.scale, use_wrk))
+        if args.postgres and args.mlflow_run:
+            with postgres_database() as url:
+                reports.append(bench_registry(mlflow_server(RUN, url), sizes, args.scale, use_wrk))
         if args.postgres:
             n = args.pg_workers
             label = f"modelyard (PostgreSQL, {n} process{'es' if n > 1 else ''})"
