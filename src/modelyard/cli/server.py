@@ -59,7 +59,6 @@ def serve(
     gc.disable()
     import uvicorn
 
-    from modelyard.app import create_app
     from modelyard.bootstrap import ensure_admin
 
     settings, db = _prepare()
@@ -86,6 +85,9 @@ def serve(
             access_log=False,
         )
         return
+    # Imported here: with several workers, each imports the app in its own process, and the parent never needs it.
+    from modelyard.app import create_app
+
     app = create_app(settings, db=db, freeze_gc=True)
     _collect_from_now_on()
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
