@@ -85,8 +85,8 @@ async def in_read_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) 
 
     A read waits for no lock, only for its round trips to the database, so a few threads keep up with the event
     loop. Handed to the general pool (40 threads), 32 concurrent GETs all woke a thread of their own, and the
-    threads fought over the GIL: on the bench machine, a GET by name on PostgreSQL had a p99 of 320-570 ms. With
-    8 threads, 70-80 ms, and 20-40% more GETs per second, in one process or two."""
+    threads fought over the GIL: on the bench machine, a GET by name on PostgreSQL had a p99 of 280-570 ms. With
+    8 threads, 70-95 ms, and 12-65% more GETs per second, in one process or two (bench/RESULTS.md)."""
     try:
         limiter = _READ_LIMITER.get()
     except LookupError:
