@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 from modelyard.event.tables import Event
 from modelyard.kit.pagination import ListQuery, Pagination, paginate
 
-
 # One statement, not an ORM object: an event is only ever appended, and skipping the unit of work for it takes 3%
 # of the instructions off every create (callgrind, 100 creates through the API).
 _INSERT = sa.insert(Event)
