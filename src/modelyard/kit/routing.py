@@ -119,7 +119,6 @@ def _finish(session: Session, commit: bool) -> None:
 
 
 _SESSION = "modelyard.session"
-_COMMITTED = "modelyard.committed"
 # The request whose sync endpoint commits its session when it returns (set by the boundary, read in the endpoint's
 # thread, which runs in a copy of the boundary's context).
 _COMMIT_ON_RETURN: ContextVar[Request | None] = ContextVar("modelyard_commit_on_return", default=None)
@@ -166,7 +165,6 @@ def _commit_on_return(endpoint: Callable[..., Any]) -> Callable[..., Any]:
             session: Session | None = request.scope.get(_SESSION)
             if session is not None:
                 session.commit()
-                request.scope[_COMMITTED] = True
         return answer
 
     commits.commits_on_return = True  # type: ignore[attr-defined]
@@ -220,8 +218,9 @@ class TransactionalRoute(APIRoute):
                 # A write that never opened a session (answered from prebuilt reads) has nothing to commit.
                 opened = request.scope.get(_SESSION)
                 if write and response.status_code < 400 and opened is not None:
-                    if request.scope.pop(_COMMITTED, False) and not opened.in_transaction():
-                        opened.close()  # committed by the endpoint, and nothing read since: no database work left
+                    if key is None and not opened.in_transaction():
+                        # Committed by the endpoint (or never used), and nothing since: no database work is left.
+                        opened.close()
                     else:
                         if key is not None and principal is not None:
                             idempotency.complete(opened, principal.user_id, key, response)
