@@ -134,3 +134,20 @@ def test_reads_on_postgresql_take_turns_on_a_few_threads(
     assert _peak_concurrency(app, "POST", routing.run_read) == 2  # a write's access check is a prebuilt read
     assert _peak_concurrency(app, "GET", routing.run_db) == 2
     assert _peak_concurrency(app, "POST", routing.run_db) == 8
+
+
+def test_a_read_session_sees_one_snapshot(db: Database) -> None:
+    """A request's read session sees the database as of its first read, on both databases: a change committed
+    between two of its reads does not show in the second (PostgreSQL's READ COMMITTED would show it)."""
+    with db.session(write=True) as writer:
+        writer.add(Workspace(name="snap", description="before", created_by="t", updated_by="t"))
+        writer.commit()
+    with db.session(write=False) as reader:
+        first = reader.scalar(sa.select(Workspace.description).where(Workspace.name == "snap"))
+        with db.session(write=True) as writer:
+            writer.execute(sa.update(Workspace).where(Workspace.name == "snap").values(description="after"))
+            writer.commit()
+        again = reader.execute(sa.select(Workspace.description).where(Workspace.name == "snap")).scalar_one()
+    assert (first, again) == ("before", "before")
+    with db.session(write=False) as later:
+        assert later.scalar(sa.select(Workspace.description).where(Workspace.name == "snap")) == "after"

@@ -114,7 +114,13 @@ class Database:
         self.engine = create_engine(url, pool_size=pool_size, writers=self.writers)
         self.dialect = self.engine.dialect.name
         write_engine = self.engine.execution_options(modelyard_write=True)
-        self._read = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+        # A request's reads see one snapshot, as on SQLite (where a read transaction is one): under PostgreSQL's
+        # default READ COMMITTED each statement has its own, and a GET that read a model and then its version could
+        # show the version READY but the model not yet pointing at it, with the worker's commit between the two.
+        read_engine = (
+            self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="REPEATABLE READ")
+        )
+        self._read = sessionmaker(read_engine, expire_on_commit=False, autoflush=True)
         self._write = sessionmaker(write_engine, expire_on_commit=False, autoflush=True)
         self.changes = ChangeWatch(self.engine)
 
