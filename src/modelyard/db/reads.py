@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.sql.compiler import SQLCompiler
 
 Row = dict[str, Any]
 
@@ -64,23 +65,37 @@ class Read:
     def prepared(self, dialect: Dialect) -> _Prepared:
         found = self._prepared.get(dialect.name)
         if found is None:
-            compiled = self.stmt.compile(dialect=dialect)
-            columns = list(self.stmt.selected_columns)
-            names = list(compiled.positiontup) if compiled.positiontup is not None else list(compiled.binds)
-            binds = []
-            for name in names:
-                bind = compiled.binds[name]
-                default = _REQUIRED if bind.required or bind.callable is not None else bind.value
-                binds.append(_Bind(name, default, bind.type.dialect_impl(dialect).bind_processor(dialect)))
-            found = _Prepared(
-                sql=compiled.string,
-                positional=compiled.positiontup is not None,
-                binds=tuple(binds),
-                keys=tuple(self.stmt.selected_columns.keys()),
-                processors=tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns),
+            found = prepare(
+                self.stmt, dialect, list(self.stmt.selected_columns), tuple(self.stmt.selected_columns.keys())
             )
             self._prepared[dialect.name] = found
         return found
+
+
+def prepare(
+    stmt: sa.ClauseElement,
+    dialect: Dialect,
+    columns: list[sa.ColumnElement[Any]] | None = None,
+    keys: tuple[str, ...] = (),
+    *,
+    column_keys: list[str] | None = None,
+) -> _Prepared:
+    """`stmt` compiled for `dialect`: its SQL, its parameters with their bind processors, and for the `columns` it
+    returns (named `keys`) their result processors. `column_keys`: the columns an INSERT gives values for."""
+    compiled = cast(SQLCompiler, stmt.compile(dialect=dialect, column_keys=column_keys))
+    names = list(compiled.positiontup) if compiled.positiontup is not None else list(compiled.binds)
+    binds = []
+    for name in names:
+        bind = compiled.binds[name]
+        default = _REQUIRED if bind.required or bind.callable is not None else bind.value
+        binds.append(_Bind(name, default, bind.type.dialect_impl(dialect).bind_processor(dialect)))
+    return _Prepared(
+        sql=compiled.string,
+        positional=compiled.positiontup is not None,
+        binds=tuple(binds),
+        keys=keys,
+        processors=tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns or ()),
+    )
 
 
 class Reader:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from modelyard.db import writes
 from modelyard.db.base import Base
 from modelyard.errors import ModelyardError
 
@@ -48,3 +49,15 @@ def insert_unique(session: Session, obj: Base, conflict: ModelyardError) -> None
         set_committed_value(obj, prop.key, stored[prop.columns[0]])
     make_transient_to_detached(obj)
     session.add(obj)
+
+
+def insert_row_unique(session: Session, statement: writes.Insert, row: writes.Row, conflict: ModelyardError) -> None:
+    """Insert `row` with a prebuilt insert that skips conflicts (modelyard.db.writes); raise `conflict` if a unique
+    constraint refused it (or any other constraint, as `insert_unique` does)."""
+    assert statement.skip_conflicts
+    try:
+        inserted = writes.insert(session, statement, [row])
+    except IntegrityError as exc:
+        raise conflict from exc
+    if inserted == 0:
+        raise conflict

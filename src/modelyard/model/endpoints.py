@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from modelyard.auth import CurrentPrincipal, Principal
 from modelyard.context import AppContext
 from modelyard.kit.answer_cache import NOT_MODIFIED
-from modelyard.kit.etag import etag_of
+from modelyard.kit.etag import etag_for, etag_of
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, NoFilters, Page, Pagination, list_params
 from modelyard.kit.responses import JSONBytes, json_bytes
@@ -78,6 +78,10 @@ def model_read(session: Session, model: Model, workspace: str) -> ModelRead:
 
 
 def version_read(version: ModelVersion, access: ModelAccess) -> VersionRead:
+    return _version_read(version, access.ref, access.model.current_version_id)
+
+
+def _version_read(version: ModelVersion, model_ref: str, current_version_id: str | None) -> VersionRead:
     config = VersionConfig.model_validate(
         {
             "llm_model_config": {
@@ -87,9 +91,7 @@ def version_read(version: ModelVersion, access: ModelAccess) -> VersionRead:
             }
         }
     )
-    return read_model(
-        VersionRead, version, model=access.ref, config=config, is_current=access.model.current_version_id == version.id
-    )
+    return read_model(VersionRead, version, model=model_ref, config=config, is_current=current_version_id == version.id)
 
 
 # -- models ---------------------------------------------------------------------------------------------------------
@@ -99,26 +101,28 @@ def version_read(version: ModelVersion, access: ModelAccess) -> VersionRead:
 def create_model(body: ModelCreate, access: WorkspaceEditor, session: DbSession, request: Request) -> JSONBytes:
     fields = body.model_dump(exclude={"version"}, mode="json")
     version = body.version.model_dump(mode="json") if body.version else None
-    model, new_version, coercions = service.create_model(session, access, fields, version, _roots(request))
+    row, new_version, coercions = service.create_model(session, access, fields, version, _roots(request))
     session.flush()
-    answer = _replaced(session, ModelAccess(access, model), new_version, coercions, created=True)
-    return JSONBytes(answer, status_code=status.HTTP_201_CREATED, headers={"ETag": etag_of(model)})
+    answer = _replaced(session, access, row, new_version, coercions, created=True)
+    return JSONBytes(answer, status_code=status.HTTP_201_CREATED, headers={"ETag": etag_for(row["id"], row["version"])})
 
 
 def _replaced(
     session: Session,
-    access: ModelAccess,
+    access: WorkspaceAccess,
+    model: dict[str, Any],
     new_version: ModelVersion | None,
     coercions: list[dict[str, Any]],
     *,
     created: bool,
 ) -> dict[str, Any]:
-    """ModelReplaced's answer (after a create or a PUT), built as GET builds a model's (one answer builder), without
-    validating it into ModelReplaced and serialising it back."""
-    answer = service.model_answers(
-        session, [repository.columns_of(access.model)], access.ws.workspace.name, created=created
-    )[0]
-    new = version_read(new_version, access) if new_version else None
+    """ModelReplaced's answer (after a create or a PUT) from the model's row, built as GET builds a model's (one
+    answer builder), without validating it into ModelReplaced and serialising it back."""
+    workspace = access.workspace.name
+    answer = service.model_answers(session, [model], workspace, created=created)[0]
+    new = None
+    if new_version is not None:
+        new = _version_read(new_version, f"{workspace}/{model['name']}", model["current_version_id"])
     answer["new_version"] = new.model_dump(mode="json", by_alias=True) if new else None
     answer["coercions"] = [Coercion(**c).model_dump(mode="json", by_alias=True) for c in coercions]
     return answer
@@ -181,7 +185,7 @@ def replace_model(
         session, access, body.model_dump(exclude_unset=True, mode="json"), if_match, _roots(request)
     )
     session.flush()
-    answer = _replaced(session, ModelAccess(access.ws, model), new_version, [], created=False)
+    answer = _replaced(session, access.ws, repository.columns_of(model), new_version, [], created=False)
     return JSONBytes(answer, headers={"ETag": etag_of(model)})
 
 

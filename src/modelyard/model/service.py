@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session
 
 from modelyard.adapter import repository as adapters
 from modelyard.auth import Principal
+from modelyard.db import writes
 from modelyard.db.base import utcnow
 from modelyard.db.reads import Reader
-from modelyard.db.unique import insert_unique
+from modelyard.db.unique import insert_row_unique, insert_unique
 from modelyard.errors import Conflict, Forbidden, NotFound
 from modelyard.event import service as events
 from modelyard.fileset.service import register_reference_checker
@@ -206,44 +207,56 @@ def create_model(
     fields: dict[str, Any],
     version: dict[str, Any] | None,
     allowed_roots: list[Path],
-) -> tuple[Model, ModelVersion | None, list[dict[str, Any]]]:
-    """The model (and its first version); the third element lists the creation parameters that were coerced to
-    their template's declared types."""
+) -> tuple[dict[str, Any], ModelVersion | None, list[dict[str, Any]]]:
+    """The new model's row (and its first version); the third element lists the creation parameters that were coerced
+    to their template's declared types. The row goes in as a prebuilt insert (modelyard.db.writes): creating models
+    is the write clients repeat most, and on SQLite it holds the write lock."""
     binding = templates.bind_new_model(session, ws, fields)
     model_type = binding.model_type if binding else fields.get("model_type") or ModelType.GENERIC.value
-    fields = {**fields, "model_type": model_type, "model_template": binding.ref if binding else None}
-    model = Model(
+    values = {k: fields[k] for k in MODEL_FIELDS if fields.get(k) is not None}
+    values.update(
         workspace_id=ws.workspace.id,
+        name=fields["name"],
+        model_type=model_type,
         created_by=ws.principal.name,
         updated_by=ws.principal.name,
-        **{k: fields[k] for k in MODEL_FIELDS if k in fields},
-        name=fields["name"],
     )
     if binding is not None:
-        model.model_template_id = binding.template.id
-        model.model_template = binding.ref
-        model.model_creation_parameters = binding.parameters
-    insert_unique(
+        values.update(
+            model_template_id=binding.template.id,
+            model_template=binding.ref,
+            model_creation_parameters=binding.parameters,
+        )
+    row = _INSERT_MODEL.row(values)
+    insert_row_unique(
         session,
-        model,
+        _INSERT_MODEL,
+        row,
         Conflict(
             f"Model '{fields['name']}' already exists in workspace '{ws.workspace.name}'",
             error_code="MODEL_ALREADY_EXISTS",
             solution_msg="Pick another name, or add a version to the existing model",
         ),
     )
-    repository.add_labels(session, model.id, model.labels)  # a new model has none to replace
+    repository.add_labels(session, row["id"], row["labels"])  # a new model has none to replace
     _record(
         session,
         ws,
         "model.created",
         "model",
-        model.name,
-        model.id,
-        {k: fields[k] for k in ("model_type", "visibility", "model_template") if fields.get(k)},
+        row["name"],
+        row["id"],
+        {k: row[k] for k in ("model_type", "visibility", "model_template") if row.get(k)},
     )
-    new_version = create_version(session, ModelAccess(ws, model), version, allowed_roots) if version else None
-    return model, new_version, binding.coercions if binding else []
+    new_version = None
+    if version:
+        model = session.get_one(Model, row["id"])
+        new_version = create_version(session, ModelAccess(ws, model), version, allowed_roots)
+        row = repository.columns_of(model)  # the version may have become current, and the counter moved
+    return row, new_version, binding.coercions if binding else []
+
+
+_INSERT_MODEL = writes.Insert(Model.__table__, skip_conflicts=True)
 
 
 def list_models(
