@@ -4,14 +4,19 @@ refused."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 
+from modelyard.db.base import row_copy
 from modelyard.db.engine import Database
 from modelyard.db.reads import Read
 from modelyard.model.tables import Model
+from modelyard.workspace import repository as workspace_repository
+from modelyard.workspace.schemas import WorkspaceRead
 from modelyard.workspace.tables import Workspace
 
 _BY_NAME = Read(
@@ -80,3 +85,30 @@ def test_an_error_inside_a_read_returns_the_connection(db: Database) -> None:
 def test_a_statement_of_changing_shape_is_refused() -> None:
     with pytest.raises(ValueError, match="expanding"):
         Read(sa.select(Workspace.id).where(Workspace.name.in_(sa.bindparam("names", expanding=True))))
+
+
+def test_a_row_copy_reads_as_the_orm_object_does(db: Database) -> None:
+    with db.session(write=True) as session:
+        session.add(Workspace(name="copied", description="d"))
+        session.commit()
+    with db.reading() as reader:
+        row = workspace_repository.read_with_role(reader, "copied", "user-none")
+    assert row is not None
+    assert row.pop("role") is None
+    copy = row_copy(Workspace, row)
+    with db.session(write=False) as session:
+        orm = session.scalar(sa.select(Workspace).where(Workspace.name == "copied"))
+    assert WorkspaceRead.model_validate(copy) == WorkspaceRead.model_validate(orm)
+    assert sa.inspect(copy).transient
+
+
+def test_a_row_copy_works_before_any_query_configured_the_mappers() -> None:
+    script = (
+        "import modelyard.db.tables\n"
+        "from modelyard.db.base import row_copy\n"
+        "from modelyard.workspace.tables import Workspace\n"
+        "w = row_copy(Workspace, {'id': 'ws-1', 'name': 'n', 'version': 2})\n"
+        "print(w.id, w.name, w.version)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["ws-1", "n", "2"]

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from modelyard.auth import Principal
+from modelyard.db.base import row_copy
 from modelyard.db.reads import Reader
 from modelyard.db.unique import insert_unique
 from modelyard.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -63,7 +64,7 @@ def read_access(reader: Reader, principal: Principal, name: str, need: Role) -> 
     if row is None:
         raise workspace_not_found(name)
     role = check_role(principal, name, row.pop("role"), need)
-    return WorkspaceAccess(Workspace(**row), role, principal)
+    return WorkspaceAccess(row_copy(Workspace, row), role, principal)
 
 
 def check_role(principal: Principal, name: str, role_value: str | None, need: Role) -> Role | None:
