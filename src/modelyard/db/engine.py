@@ -6,6 +6,7 @@ through psycopg 3 with a connection pool."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -38,10 +39,18 @@ def _configure_sqlite(engine: Engine, writers: WriterLock) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    # BEGIN goes straight to the driver: through exec_driver_sql it cost a statement execution's full setup, on
+    # every transaction. Its errors are SQLAlchemy's, as they would have been.
+    def begin(conn: sa.Connection, sql: str) -> None:
+        try:
+            conn.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
+        except sqlite3.Error as exc:
+            raise sa.exc.DBAPIError.instance(sql, (), exc, sqlite3.Error, dialect=conn.dialect) from exc
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         if not conn.get_execution_options().get("modelyard_write", False):
-            conn.exec_driver_sql("BEGIN")
+            begin(conn, "BEGIN")
             return
         waited = SQLITE_BUSY_TIMEOUT_MS / 1000
         if not writers.acquire(timeout=waited):
@@ -53,7 +62,7 @@ def _configure_sqlite(engine: Engine, writers: WriterLock) -> None:
             )
         conn.info[_HOLDS_WRITE_LOCK] = True
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            begin(conn, "BEGIN IMMEDIATE")
         except BaseException:
             conn.info.pop(_HOLDS_WRITE_LOCK, None)
             writers.release()
