@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from modelyard.auth import CurrentPrincipal, Principal
+from modelyard.auth import CurrentPrincipal, Principal, current_principal
 from modelyard.kit.routing import DbSession, run_db, run_read
 from modelyard.workspace import service
 from modelyard.workspace.service import WorkspaceAccess
@@ -24,12 +24,16 @@ def _read_access(request: Request, principal: Principal, ws: str, need: Role) ->
 # Readers and editors are checked with a prebuilt read, outside the request's session: a read opens none, and a
 # write's transaction (on SQLite, the write lock) starts at its first change instead of at the check. The services
 # use only the workspace's id and name at these roles; admins, who may change or delete the workspace itself, get
-# the row from the session.
-async def _reader(ws: WorkspaceName, principal: CurrentPrincipal, request: Request) -> WorkspaceAccess:
+# the row from the session. The caller is resolved here rather than declared as a sub-dependency: every
+# workspace-scoped request goes through these, and FastAPI's resolution of each dependency costs more than the
+# cached lookup it would run (current_principal remembers the caller on the request).
+async def _reader(ws: WorkspaceName, request: Request) -> WorkspaceAccess:
+    principal = await current_principal(request)
     return await run_read(request, _read_access, request, principal, ws, Role.VIEWER)
 
 
-async def _editor(ws: WorkspaceName, principal: CurrentPrincipal, request: Request) -> WorkspaceAccess:
+async def _editor(ws: WorkspaceName, request: Request) -> WorkspaceAccess:
+    principal = await current_principal(request)
     return await run_read(request, _read_access, request, principal, ws, Role.EDITOR)
 
 
