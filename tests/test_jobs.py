@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _enqueue(db: Database, kind: str, payload: dict[str, object] | None = None, **kw: object) -> str:
     with db.session(write=True) as session:
-        job = service.enqueue(session, kind, payload, **kw)  # type: ignore[arg-type]
+        job_id = service.enqueue(session, kind, payload, **kw)  # type: ignore[arg-type]
         session.commit()
-        return job.id
+        return job_id
 
 
 def _job(db: Database, job_id: str) -> Job:

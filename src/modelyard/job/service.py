@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from modelyard.db import writes
 from modelyard.db.base import utcnow
 from modelyard.job.tables import Job
 
@@ -19,17 +20,24 @@ def enqueue(
     workspace_id: str | None = None,
     max_attempts: int | None = None,
     run_after: datetime | None = None,
-) -> Job:
-    job = Job(
-        kind=kind,
-        payload=payload or {},
-        workspace_id=workspace_id,
-        max_attempts=max_attempts,
-        run_after=run_after or utcnow(),
+) -> str:
+    """Queue a job in the session's transaction (it runs once that commits); its id."""
+    row = _INSERT.row(
+        {
+            "kind": kind,
+            "payload": payload or {},
+            "workspace_id": workspace_id,
+            "max_attempts": max_attempts,
+            "run_after": run_after or utcnow(),
+        }
     )
-    session.add(job)
-    session.flush()
-    return job
+    writes.insert(session, _INSERT, [row])
+    job_id: str = row["id"]
+    return job_id
+
+
+# A prebuilt insert (modelyard.db.writes): every version created queues its validation.
+_INSERT = writes.Insert(Job.__table__)
 
 
 def get_job(session: Session, job_id: str) -> Job | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -70,6 +70,22 @@ def get_model(session: Session, workspace_id: str, name: str) -> Model | None:
 
 def get_model_by_id(session: Session, model_id: str) -> Model | None:
     return session.get(Model, model_id)
+
+
+# The model's version counter moved on, with its row's version (its ETag) and updated_at, as an update of the model.
+_NEXT_VERSION = (
+    sa.update(cast(sa.Table, _M))
+    .where(_M.c.id == sa.bindparam("model_id"))
+    .values(version_counter=_M.c.version_counter + 1, version=_M.c.version + 1)
+    .returning(_M.c.version_counter)
+)
+
+
+def next_version_number(session: Session, model_id: str) -> int:
+    """The next number of the model's counter of unnamed versions (v1, v2, ...), counted in its row, which stays
+    locked until the transaction ends."""
+    number: int = session.execute(_NEXT_VERSION, {"model_id": model_id}).scalar_one()
+    return number
 
 
 def lock_model(session: Session, model_id: str) -> Model | None:

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 from modelyard.adapter import repository as adapters
 from modelyard.auth import Principal
 from modelyard.db import writes
-from modelyard.db.base import utcnow
+from modelyard.db.base import row_copy, utcnow
 from modelyard.db.reads import Reader
-from modelyard.db.unique import insert_row_unique, insert_unique
+from modelyard.db.unique import insert_row_unique
 from modelyard.errors import Conflict, Forbidden, NotFound
 from modelyard.event import service as events
 from modelyard.fileset.service import register_reference_checker
@@ -415,48 +415,52 @@ def create_version(
         _check_source(session, access, ref)
     else:
         ref = parse_local_path(config["local_model_path"], allowed_roots)
-    model = repository.lock_model(session, access.model.id) or access.model
-    name = body.get("name")
-    if not name:
-        # The next vN that is free; the model's row lock (taken above) serialises concurrent creates.
-        model.version_counter += 1
-        while repository.get_version(session, model.id, f"v{model.version_counter}") is not None:
-            model.version_counter += 1
-        name = f"v{model.version_counter}"
-    version = ModelVersion(
-        model_id=model.id,
-        name=name,
-        description=body.get("description", ""),
-        base_model_type=config["base_model_type"],
-        model_path=config.get("model_path", ""),
-        local_model_path=config.get("local_model_path", ""),
-        created_by=access.ws.principal.name,
-        source={"kind": ref.kind, "ref": ref.describe()},
+    model = access.model
+    conflict = Conflict(
+        f"Version '{body.get('name')}' already exists for model '{access.ref}'",
+        error_code="VERSION_ALREADY_EXISTS",
+        solution_msg="Pick another version name, or leave the name out to get the next vN",
     )
-    insert_unique(
-        session,
-        version,
-        Conflict(
-            f"Version '{name}' already exists for model '{access.ref}'",
-            error_code="VERSION_ALREADY_EXISTS",
-            solution_msg="Pick another version name, or leave the name out to get the next vN",
-        ),
-    )
-    jobs.enqueue(session, VALIDATE_JOB, {"version_id": version.id}, workspace_id=access.ws.workspace.id)
+    values = {
+        "model_id": model.id,
+        "description": body.get("description", ""),
+        "base_model_type": config["base_model_type"],
+        "model_path": config.get("model_path", ""),
+        "local_model_path": config.get("local_model_path", ""),
+        "created_by": access.ws.principal.name,
+        "source": {"kind": ref.kind, "ref": ref.describe()},
+    }
+    if body.get("name"):
+        row = _INSERT_VERSION.row({**values, "name": body["name"]})
+        insert_row_unique(session, _INSERT_VERSION, row, conflict)
+    else:
+        # The next vN that is free: the counter's UPDATE locks the model's row (on SQLite the write lock is held),
+        # which serialises concurrent creates; a vN taken by a version named so by hand is skipped.
+        while True:
+            number = repository.next_version_number(session, model.id)
+            row = _INSERT_VERSION.row({**values, "name": f"v{number}"})
+            if writes.insert(session, _INSERT_VERSION, [row]):
+                break
+        # The counter's UPDATE changed the model's row behind the session's back (as the unit of work would have,
+        # bumping its ETag version): what the session holds of it is read again when next used.
+        if model in session:
+            session.expire(model, ["version_counter", "version", "updated_at"])
+    name = row["name"]
+    jobs.enqueue(session, VALIDATE_JOB, {"version_id": row["id"]}, workspace_id=access.ws.workspace.id)
     _record(
         session,
         access.ws,
         "model_version.created",
         "model_version",
         f"{model.name}@{name}",
-        version.id,
-        {
-            "base_model_type": version.base_model_type,
-            "model_path": version.model_path,
-            "local_model_path": version.local_model_path,
-        },
+        row["id"],
+        {k: row[k] for k in ("base_model_type", "model_path", "local_model_path")},
     )
-    return version
+    # For the answer: the worker changes the row from here on, in transactions of its own.
+    return row_copy(ModelVersion, row)
+
+
+_INSERT_VERSION = writes.Insert(ModelVersion.__table__, skip_conflicts=True)
 
 
 def get_version(session: Session, access: ModelAccess, name: str) -> ModelVersion:
