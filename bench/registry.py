@@ -501,6 +501,16 @@ request = function()
 end
 """
 
+WRK_POST_SCRIPT = """
+local headers = {%(headers)s}
+local posts = {%(posts)s}
+math.randomseed(%(seed)d)
+request = function()
+  local post = posts[math.random(#posts)]
+  return wrk.format("POST", post[1], headers, post[2])
+end
+"""
+
 
 def wrk_path(request: Request) -> str:
     """The path and query string of a GET, for wrk (which sends exactly what it is given)."""
@@ -531,6 +541,24 @@ def run_wrk_creates(server: Server, workload: str, prefix: str, seconds: float, 
         "headers": ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()),
         "prefix": prefix,
         "path": path,
+    }
+    return _wrk(server, workload, script, seconds, concurrency)
+
+
+def run_wrk_versions(server: Server, workload: str, models: list[str], seconds: float, concurrency: int) -> Result:
+    """New versions of models picked at random for `seconds`, by wrk (modelyard numbers them v1, v2, ...; MLflow
+    1, 2, ...): with httpx the client, not modelyard, was the limit, as for creates."""
+    posts = []
+    for model in models:
+        method, path, options = create_version(server.kind, model, 0)
+        assert method == "POST"
+        body = json.dumps(options["json"])
+        posts.append(f"{{{json.dumps(path)}, {json.dumps(body)}}}")  # a Lua table {path, body}; ASCII only
+    headers = {**server.headers, "Content-Type": "application/json"}
+    script = WRK_POST_SCRIPT % {
+        "headers": ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()),
+        "posts": ", ".join(posts),
+        "seed": random.randrange(1 << 30),
     }
     return _wrk(server, workload, script, seconds, concurrency)
 
@@ -763,6 +791,15 @@ def bench_registry(server: Server, sizes: Sizes, scale: bool, use_wrk: bool) -> 
                 log(f"{server.label}: {label} (wrk)")
                 prefix = f"wrk-c{concurrency}"
                 report.results.append(run_wrk_creates(server, label, prefix, sizes.read_seconds, concurrency))
+            label = f"versions: new versions of {len(targets)} models for {sizes.read_seconds:.0f} s, c=16"
+            log(f"{server.label}: {label} (wrk)")
+            report.results.append(run_wrk_versions(server, label, targets, sizes.read_seconds, 16))
+            if kind == "modelyard":
+                waited, left = wait_versions_ready(server, targets, timeout=300)
+                report.notes.append(
+                    f"its worker validated the versions wrk created {waited:.1f} s after wrk stopped"
+                    + (f" ({left} models still had CREATING versions)" if left else "")
+                )
         if scale:
             more = sizes.scale - len(names)
             grown = [f"s-{i:07d}" for i in range(more)]
