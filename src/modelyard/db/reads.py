@@ -32,7 +32,7 @@ class _Bind:
 
 
 @dataclass(frozen=True)
-class _Prepared:
+class Prepared:
     sql: str
     positional: bool  # qmark/format parameter styles take a list in `binds` order, named styles a dict
     binds: tuple[_Bind, ...]
@@ -60,9 +60,9 @@ class Read:
             if isinstance(bind, sa.BindParameter) and bind.expanding:
                 raise ValueError(f"{bind.key!r} is an expanding parameter: a Read must have a fixed shape")
         self.stmt = stmt
-        self._prepared: dict[str, _Prepared] = {}
+        self._prepared: dict[str, Prepared] = {}
 
-    def prepared(self, dialect: Dialect) -> _Prepared:
+    def prepared(self, dialect: Dialect) -> Prepared:
         found = self._prepared.get(dialect.name)
         if found is None:
             found = prepare(
@@ -79,7 +79,7 @@ def prepare(
     keys: tuple[str, ...] = (),
     *,
     column_keys: list[str] | None = None,
-) -> _Prepared:
+) -> Prepared:
     """`stmt` compiled for `dialect`: its SQL, its parameters with their bind processors, and for the `columns` it
     returns (named `keys`) their result processors. `column_keys`: the columns an INSERT gives values for."""
     compiled = cast(SQLCompiler, stmt.compile(dialect=dialect, column_keys=column_keys))
@@ -89,7 +89,7 @@ def prepare(
         bind = compiled.binds[name]
         default = _REQUIRED if bind.required or bind.callable is not None else bind.value
         binds.append(_Bind(name, default, bind.type.dialect_impl(dialect).bind_processor(dialect)))
-    return _Prepared(
+    return Prepared(
         sql=compiled.string,
         positional=compiled.positiontup is not None,
         binds=tuple(binds),

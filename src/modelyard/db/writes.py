@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
-from modelyard.db.reads import Row, _Prepared, prepare
+from modelyard.db.reads import Prepared, Row, prepare
 
 __all__ = ["Insert", "Row", "insert"]
 
@@ -27,7 +27,7 @@ __all__ = ["Insert", "Row", "insert"]
 class Insert:
     """An INSERT of one row of `table` with every column bound, except an integer primary key the database numbers
     itself. `skip_conflicts`: a row that a unique constraint refuses is skipped (`ON CONFLICT DO NOTHING`), which
-    `execute` reports as 0 rows inserted: uniqueness decided by the database, never check-then-insert."""
+    `insert` reports as 0 rows inserted: uniqueness decided by the database, never check-then-insert."""
 
     def __init__(self, table: sa.FromClause, *, skip_conflicts: bool = False) -> None:
         if not isinstance(table, sa.Table):
@@ -48,7 +48,7 @@ class Insert:
             elif column.nullable:
                 self._fills.append((column.key, _constant(None)))
         self._required = frozenset(c.key for c in self._columns) - {key for key, _ in self._fills}
-        self._prepared: dict[str, _Prepared] = {}
+        self._prepared: dict[str, Prepared] = {}
 
     def row(self, values: Row) -> Row:
         """`values` completed with every other column's default: the row as it will be stored."""
@@ -64,7 +64,7 @@ class Insert:
                 row[key] = fill()
         return row
 
-    def prepared(self, dialect: Dialect) -> _Prepared:
+    def prepared(self, dialect: Dialect) -> Prepared:
         found = self._prepared.get(dialect.name)
         if found is None:
             stmt: Any

@@ -416,11 +416,6 @@ def create_version(
     else:
         ref = parse_local_path(config["local_model_path"], allowed_roots)
     model = access.model
-    conflict = Conflict(
-        f"Version '{body.get('name')}' already exists for model '{access.ref}'",
-        error_code="VERSION_ALREADY_EXISTS",
-        solution_msg="Pick another version name, or leave the name out to get the next vN",
-    )
     values = {
         "model_id": model.id,
         "description": body.get("description", ""),
@@ -432,6 +427,11 @@ def create_version(
     }
     if body.get("name"):
         row = _INSERT_VERSION.row({**values, "name": body["name"]})
+        conflict = Conflict(
+            f"Version '{body['name']}' already exists for model '{access.ref}'",
+            error_code="VERSION_ALREADY_EXISTS",
+            solution_msg="Pick another version name, or leave the name out to get the next vN",
+        )
         insert_row_unique(session, _INSERT_VERSION, row, conflict)
     else:
         # The next vN that is free: the counter's UPDATE locks the model's row (on SQLite the write lock is held),
