@@ -13,12 +13,17 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from modelyard.auth import Principal
 from modelyard.config import Settings
 from modelyard.db.base import utcnow
 from modelyard.db.engine import Database
+from modelyard.errors import NotFound
 from modelyard.job.tables import Job
 from modelyard.job.worker import Worker
+from modelyard.model import service
+from modelyard.workspace.tables import Role
 from tests.fixtures.app import MakeUser, error_shape
+from tests.fixtures.databases import count_rows
 from tests.fixtures.models import config, config_bytes, numel, safetensors_bytes, tiny_llama_tensors
 
 WS = "/v1/workspaces/default"
@@ -703,3 +708,18 @@ def test_answers_after_an_unnamed_version_say_what_get_says(client: TestClient) 
         etag = r.headers["etag"]
     # The ETag the caller holds is current: a PATCH with it passes.
     assert client.patch(f"{MODELS}/counted", json={"display_name": "c"}, headers={"If-Match": etag}).status_code == 200
+
+
+def test_an_unnamed_version_of_a_model_deleted_meanwhile_is_a_404(client: TestClient, db: Database) -> None:
+    """The model is gone between the access check and the version's number (another request deleted it): a clear
+    404, not a server error, and nothing written."""
+    assert client.post(MODELS, json={"name": "doomed"}).status_code == 201
+    admin = Principal(user_id="-", name="admin", is_admin=True)
+    with db.session(write=False) as session:
+        access = service.model_access(session, admin, "default", "doomed", Role.EDITOR)
+    assert client.delete(f"{MODELS}/doomed").status_code == 204
+    with db.session(write=True) as session:
+        with pytest.raises(NotFound, match="Model 'doomed' not found"):
+            service.create_version(session, access, version_body("default/x", name=None), [])
+        session.rollback()
+    assert count_rows(db, "model_versions") == 0

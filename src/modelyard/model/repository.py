@@ -81,10 +81,10 @@ _NEXT_VERSION = (
 )
 
 
-def next_version_number(session: Session, model_id: str) -> int:
+def next_version_number(session: Session, model_id: str) -> int | None:
     """The next number of the model's counter of unnamed versions (v1, v2, ...), counted in its row, which stays
-    locked until the transaction ends."""
-    number: int = session.execute(_NEXT_VERSION, {"model_id": model_id}).scalar_one()
+    locked until the transaction ends; None if the model is gone."""
+    number: int | None = session.execute(_NEXT_VERSION, {"model_id": model_id}).scalar_one_or_none()
     return number
 
 

@@ -438,6 +438,8 @@ def create_version(
         # which serialises concurrent creates; a vN taken by a version named so by hand is skipped.
         while True:
             number = repository.next_version_number(session, model.id)
+            if number is None:  # deleted since the access check
+                raise _model_not_found(access.ws.workspace.name, model.name)
             row = _INSERT_VERSION.row({**values, "name": f"v{number}"})
             if writes.insert(session, _INSERT_VERSION, [row]):
                 break
