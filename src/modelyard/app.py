@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -97,6 +98,23 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code,
             {"error_code": code, "error_msg": message, "solution_msg": solution, "detail": None},
             dict(exc.headers or {}),
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
+        if not exc.connection_invalidated:
+            raise exc  # a bug or a database fault: the 500 of every unexpected error, logged with its request id
+        log.warning("the connection to the database was lost: %s", exc.orig)
+        return _json(
+            503,
+            {
+                "error_code": "DATABASE_UNAVAILABLE",
+                "error_msg": "The connection to the database was lost while this request was being answered",
+                "solution_msg": "Retry in a moment (the server reconnects by itself); check that a write you retry "
+                "did not land, or send it with an Idempotency-Key",
+                "detail": None,
+            },
+            {"Retry-After": "1"},
         )
 
     @app.exception_handler(StaleDataError)

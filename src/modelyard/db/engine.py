@@ -1,12 +1,14 @@
 """Engines and sessions. SQLite gets its pragmas on every connection and takes the write lock up front
 (`BEGIN IMMEDIATE`) for write transactions, after its turn on the writer lock (modelyard.db.writer_lock), so
 concurrent writers queue instead of failing on a lock upgrade or sleeping in SQLite's busy handler; PostgreSQL goes
-through psycopg 3 with a connection pool."""
+through psycopg 3 with a connection pool, whose connections are pinged before use when they may have gone stale
+(`StaleConnections`)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -25,6 +27,9 @@ from modelyard.errors import ServiceUnavailable
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_POOL_SIZE = 64
 _HOLDS_WRITE_LOCK = "modelyard_holds_write_lock"
+# A pooled PostgreSQL connection that has been idle longer than this is pinged before use (StaleConnections).
+PING_AFTER_IDLE_SECONDS = 1.0
+_CHECKED_IN = "modelyard_checked_in"
 
 
 def _configure_sqlite(engine: Engine, writers: WriterLock) -> None:
@@ -105,15 +110,57 @@ def create_engine(url: str, *, pool_size: int = 10, writers: WriterLock | None =
         )
         _configure_sqlite(engine, writers or WriterLock(None))
         return engine
-    return sa.create_engine(
-        url, pool_size=pool_size, max_overflow=2 * pool_size, pool_pre_ping=True, json_deserializer=_loads
-    )
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=2 * pool_size, json_deserializer=_loads)
+
+
+class StaleConnections:
+    """Pings (`SELECT 1`) a pooled PostgreSQL connection at checkout only when it may have gone stale: it sat idle
+    in the pool longer than `idle_seconds`, or it was returned before a dropped connection was last seen
+    (`suspect_all`). A ping that finds the connection dropped invalidates the whole pool, and the checkout goes on
+    with a new connection, as SQLAlchemy's `pool_pre_ping` does.
+
+    `pool_pre_ping` pings at every checkout: a round trip on every request, a sixth of a GET by name's cost on the
+    bench machine. Connections in use are returned and taken again within milliseconds; the ones that go stale are
+    those left idle (a restarted server, a firewall or `idle_session_timeout` closing quiet connections). What this
+    leaves uncovered is a connection dropped less than `idle_seconds` after its last use: prebuilt reads
+    (modelyard.db.reads) retry those on a new connection; a session's statement fails once with 503
+    DATABASE_UNAVAILABLE, and SQLAlchemy invalidates the pool, as it does for a connection lost mid-transaction."""
+
+    def __init__(self, engine: Engine, idle_seconds: float = PING_AFTER_IDLE_SECONDS) -> None:
+        self.idle_seconds = idle_seconds
+        self._stale_before = 0.0  # time.monotonic(): connections returned before this are pinged
+        self._dialect = engine.dialect
+        event.listen(engine, "checkin", self._on_checkin)
+        event.listen(engine, "checkout", self._on_checkout)
+
+    def suspect_all(self) -> None:
+        """A connection was found dropped: ping every connection returned until now before its next use."""
+        self._stale_before = time.monotonic()
+
+    @staticmethod
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+    def _on_checkout(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get(_CHECKED_IN)
+        if returned is None:  # never returned: connected for this checkout
+            return
+        if returned > self._stale_before and time.monotonic() - returned <= self.idle_seconds:
+            return
+        try:
+            self._dialect.do_ping(dbapi_connection)
+        except self._dialect.loaded_dbapi.Error as exc:
+            if self._dialect.is_disconnect(exc, dbapi_connection, None):
+                raise sa.exc.InvalidatePoolError(f"Ping failed: {exc}") from exc
+            raise
 
 
 class Database:
     """The engine plus two session factories: one for reads and one for transactions that will write."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, ping_after_idle_seconds: float = PING_AFTER_IDLE_SECONDS
+    ) -> None:
         self.url = url
         # SQLite's writers take turns (modelyard.db.writer_lock); an in-memory database has no file to lock them on.
         self.writers: WriterLock | None = None
@@ -122,6 +169,9 @@ class Database:
             self.writers = WriterLock(f"{database}-writer.lock" if database else None)
         self.engine = create_engine(url, pool_size=pool_size, writers=self.writers)
         self.dialect = self.engine.dialect.name
+        self.stale: StaleConnections | None = None
+        if not self.is_sqlite:
+            self.stale = StaleConnections(self.engine, ping_after_idle_seconds)
         write_engine = self.engine.execution_options(modelyard_write=True)
         # A request's reads see one snapshot, as on SQLite (where a read transaction is one): under PostgreSQL's
         # default READ COMMITTED each statement has its own, and a GET that read a model and then its version could
@@ -142,7 +192,7 @@ class Database:
 
     def reading(self) -> AbstractContextManager[Reader]:
         """Prebuilt reads (modelyard.db.reads) on a pooled connection of their own, outside any session."""
-        return reading(self.engine)
+        return reading(self.engine, on_disconnect=self.stale.suspect_all if self.stale is not None else None)
 
     def dispose(self) -> None:
         self.changes.close()

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
 Row = dict[str, Any]
@@ -99,15 +100,25 @@ def prepare(
 
 
 class Reader:
-    """The reads of one request on one pooled driver connection, in one snapshot."""
+    """The reads of one request on one pooled driver connection, in one snapshot (SQLite), or one statement at a
+    time in autocommit (PostgreSQL), where a statement that meets a dropped connection runs again once on a new one
+    (`_Lease.reconnect`)."""
 
-    def __init__(self, cursor: Any, dialect: Dialect) -> None:
+    def __init__(self, cursor: Any, dialect: Dialect, lease: _Lease | None = None) -> None:
         self._cursor = cursor
         self._dialect = dialect
+        self._lease = lease
 
     def all(self, read: Read, **params: Any) -> list[Row]:
         prepared = read.prepared(self._dialect)
-        self._cursor.execute(prepared.sql, prepared.arguments(params))
+        arguments = prepared.arguments(params)
+        try:
+            self._cursor.execute(prepared.sql, arguments)
+        except Exception as exc:
+            if self._lease is None or not self._lease.dropped(exc, self._cursor):
+                raise
+            self._cursor = self._lease.reconnect(exc)
+            self._cursor.execute(prepared.sql, arguments)
         keys, processors = prepared.keys, prepared.processors
         return [
             dict(zip(keys, [p(v) if p is not None else v for p, v in zip(processors, row, strict=True)], strict=True))
@@ -119,27 +130,84 @@ class Reader:
         return rows[0] if rows else None
 
 
+class _Lease:
+    """A pooled PostgreSQL connection in autocommit for prebuilt reads, replaced once if it turns out dropped."""
+
+    def __init__(self, engine: Engine, on_disconnect: Callable[[], None] | None) -> None:
+        self._engine = engine
+        self._on_disconnect = on_disconnect
+        self.replaced = False
+        self.connection: PoolProxiedConnection | None = None
+        self.cursor = self._checkout()
+
+    def _checkout(self) -> Any:
+        connection = self._engine.raw_connection()
+        try:
+            connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+            cursor = connection.cursor()
+        except BaseException:
+            connection.close()
+            raise
+        self.connection = connection
+        return cursor
+
+    def dropped(self, exc: Exception, cursor: Any) -> bool:
+        """Whether `exc` says the connection was lost (and this lease has not been replaced yet): the statement
+        did not complete, and in autocommit nothing else was pending, so it may simply run again."""
+        dialect = self._engine.dialect
+        return (
+            not self.replaced
+            and self.connection is not None
+            and isinstance(exc, dialect.loaded_dbapi.Error)
+            and dialect.is_disconnect(exc, self.connection.dbapi_connection, cursor)
+        )
+
+    def reconnect(self, exc: Exception) -> Any:
+        """Throw the dropped connection away and return a cursor on another. Every connection returned before
+        now is pinged at its next checkout (modelyard.db.engine.StaleConnections), so the pool does not hand over
+        another dead one."""
+        assert self.connection is not None
+        if self._on_disconnect is not None:
+            self._on_disconnect()
+        dropped, self.connection = self.connection, None
+        dropped.invalidate(exc)
+        self.replaced = True
+        self.cursor = self._checkout()
+        return self.cursor
+
+    def close(self) -> None:
+        if self.connection is None:
+            return
+        driver = self.connection.dbapi_connection
+        try:
+            self.cursor.close()
+            if driver is not None and not driver.closed:
+                driver.autocommit = False
+        finally:
+            self.connection.close()
+
+
 @contextmanager
-def reading(engine: Engine) -> Iterator[Reader]:
+def reading(engine: Engine, on_disconnect: Callable[[], None] | None = None) -> Iterator[Reader]:
     """A Reader on a connection from the engine's pool. On SQLite the reads share one deferred transaction (a
     snapshot; WAL readers never wait). On PostgreSQL they run in autocommit, each statement its own snapshot,
-    which spares the BEGIN and ROLLBACK round trips a transaction would cost."""
+    which spares the BEGIN and ROLLBACK round trips a transaction would cost, and lets a statement that met a
+    dropped connection run again on another: `on_disconnect` is called when one is found."""
+    if engine.dialect.name != "sqlite":
+        lease = _Lease(engine, on_disconnect)
+        try:
+            yield Reader(lease.cursor, engine.dialect, lease)
+        finally:
+            lease.close()
+        return
     connection = engine.raw_connection()
-    sqlite = engine.dialect.name == "sqlite"
-    driver = connection.dbapi_connection
     try:
-        if not sqlite:
-            driver.autocommit = True  # type: ignore[union-attr]
         cursor = connection.cursor()
-        if sqlite:
-            cursor.execute("BEGIN")
+        cursor.execute("BEGIN")
         try:
             yield Reader(cursor, engine.dialect)
         finally:
-            if sqlite:
-                cursor.execute("COMMIT")
+            cursor.execute("COMMIT")
             cursor.close()
     finally:
-        if not sqlite and not driver.closed:  # type: ignore[union-attr]
-            driver.autocommit = False  # type: ignore[union-attr]
         connection.close()

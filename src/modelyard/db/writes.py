@@ -118,9 +118,13 @@ def insert(session: Session, statement: Insert, rows: list[Row]) -> int:
             cursor.executemany(prepared.sql, arguments)
         count: int = cursor.rowcount
     except dialect.loaded_dbapi.Error as exc:
-        # The same exception the session would raise (an IntegrityError for a constraint), with the statement.
+        # The same exception the session would raise (an IntegrityError for a constraint), with the statement; a
+        # lost connection is thrown away, as SQLAlchemy does when one of its own executions finds it gone.
+        dropped = dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
+        if dropped:
+            connection.invalidate(exc)
         raise sa.exc.DBAPIError.instance(
-            prepared.sql, arguments, exc, dialect.loaded_dbapi.Error, dialect=dialect
+            prepared.sql, arguments, exc, dialect.loaded_dbapi.Error, connection_invalidated=dropped, dialect=dialect
         ) from exc
     finally:
         cursor.close()
