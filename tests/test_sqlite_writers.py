@@ -3,19 +3,25 @@ must hand the lock on, or every later writer of the process would wait for ever.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
+from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from modelyard.db import engine
-from modelyard.db.engine import Database
+from modelyard.db.engine import Database, WriteTurnBusy
+from modelyard.errors import ServiceUnavailable
+from modelyard.kit.routing import DbSession, api_router, inline_write
 from modelyard.workspace.tables import Workspace
 from tests.fixtures.app import MakeUser, error_shape
 
@@ -191,3 +197,213 @@ def test_a_writer_waits_for_another_process_then_goes_first(sqlite_db: Database)
     assert done.wait(10), "the writer is stuck after the other process's transaction ended"
     with sqlite_db.session(write=False) as session:
         assert session.scalar(sa.select(sa.func.count()).where(Workspace.name == "first")) == 1
+
+
+# -- inline writes: a short write endpoint runs on the event loop with its turn on the lock (Database.write_turn) --
+
+
+def _begin_write(db: Database) -> sa.orm.Session:
+    session = db.session(write=True)
+    session.execute(sa.select(Workspace.id))  # BEGIN IMMEDIATE
+    return session
+
+
+def test_an_inline_write_holds_its_turn_from_begin_to_commit(sqlite_db: Database) -> None:
+    async def write() -> None:
+        async with sqlite_db.write_turn() as turn:
+            assert turn
+            assert not _other_process_could_write(sqlite_db)  # taken before the transaction begins
+            session = _begin_write(sqlite_db)
+            session.add(Workspace(name="inline", description="", created_by="t", updated_by="t"))
+            session.commit()  # the connection goes back, and the lock with it
+            assert _other_process_could_write(sqlite_db)
+            session.close()
+
+    asyncio.run(write())
+    _next_writer_gets_through(sqlite_db)
+    with sqlite_db.session(write=False) as session:
+        assert set(session.scalars(sa.select(Workspace.name))) == {"inline", "after"}
+
+
+def test_a_turn_left_unused_is_given_back(sqlite_db: Database) -> None:
+    async def nothing() -> None:
+        async with sqlite_db.write_turn() as turn:
+            assert turn
+
+    asyncio.run(nothing())
+    assert _other_process_could_write(sqlite_db)
+    _next_writer_gets_through(sqlite_db)
+
+
+def test_one_write_transaction_per_turn(sqlite_db: Database) -> None:
+    """A second transaction would have to wait for the lock on the event loop: refused, and the lock is free."""
+
+    async def twice() -> None:
+        async with sqlite_db.write_turn():
+            _commit(sqlite_db)
+            with pytest.raises(RuntimeError, match="second write transaction"):
+                _begin_write(sqlite_db).close()
+
+    asyncio.run(twice())
+    _next_writer_gets_through(sqlite_db)
+
+
+def _holders() -> list[Callable[[Database], Callable[[], None]]]:
+    def thread_of_this_process(db: Database) -> Callable[[], None]:
+        return _begin_write(db).close
+
+    def another_process(db: Database) -> Callable[[], None]:
+        other = Database(db.url)  # its own lock file descriptor: another process to flock
+        session = _begin_write(other)
+
+        def end() -> None:
+            session.close()
+            other.dispose()
+
+        return end
+
+    return [thread_of_this_process, another_process]
+
+
+@pytest.mark.parametrize("hold", _holders(), ids=["a thread of this process", "another process"])
+def test_the_turn_is_waited_for_without_blocking_the_loop(
+    sqlite_db: Database, hold: Callable[[Database], Callable[[], None]]
+) -> None:
+    release = hold(sqlite_db)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def main() -> float:
+        ticker = asyncio.create_task(tick())
+        asyncio.get_running_loop().call_later(0.3, release)  # the holder commits 0.3 s from now
+        started = time.monotonic()
+        async with sqlite_db.write_turn() as turn:
+            waited = time.monotonic() - started
+            assert turn
+            _commit(sqlite_db)
+        ticker.cancel()
+        return waited
+
+    waited = asyncio.run(main())
+    assert waited >= 0.25
+    assert ticks >= 10  # the loop went on meanwhile (30 ticks of 10 ms, on an idle machine)
+    with sqlite_db.session(write=False) as session:
+        assert session.scalar(sa.select(sa.func.count()).where(Workspace.name == "first")) == 1
+
+
+def test_waiting_too_long_for_the_turn_is_a_503(sqlite_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    holder = _begin_write(sqlite_db)
+
+    async def late() -> None:
+        async with sqlite_db.write_turn():
+            raise AssertionError("the turn came while the holder held the lock")
+
+    try:
+        with pytest.raises(ServiceUnavailable) as busy:
+            asyncio.run(late())
+    finally:
+        holder.close()
+    assert busy.value.error_code == "DATABASE_BUSY"
+    _next_writer_gets_through(sqlite_db)
+
+
+def _outside_writer(db: Database) -> sqlite3.Connection:
+    """A writer that does not take turns (a `sqlite3` shell): it holds SQLite's own write lock."""
+    path = db.url.removeprefix("sqlite:///")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    return conn
+
+
+def test_an_inline_write_does_not_wait_for_a_writer_outside_the_turns(sqlite_db: Database) -> None:
+    outside = _outside_writer(sqlite_db)
+
+    async def write() -> None:
+        async with sqlite_db.write_turn() as turn:
+            assert turn
+            session = sqlite_db.session(write=True)
+            started = time.monotonic()
+            with pytest.raises(WriteTurnBusy):
+                session.connection()
+            assert time.monotonic() - started < 5  # not SQLite's 30 s busy timeout
+            session.close()
+
+    try:
+        asyncio.run(write())
+        assert _other_process_could_write(sqlite_db)  # the turn was given back
+    finally:
+        outside.rollback()
+        outside.close()
+    _next_writer_gets_through(sqlite_db)
+
+
+def test_a_create_waits_in_a_thread_for_a_writer_outside_the_turns(sqlite_db: Database, client: TestClient) -> None:
+    """The inline create finds SQLite's lock held by a writer that takes no turns: it goes to a worker thread,
+    which waits in SQLite's busy handler as any writer does, and the create lands once the other writer is done."""
+    outside = _outside_writer(sqlite_db)
+    answers: list[int] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(client.post("/v1/workspaces/default/models", json={"name": "m"}).status_code)
+    )
+    thread.start()
+    try:
+        thread.join(0.5)
+        assert thread.is_alive(), "the create did not wait for the outside writer"
+        assert client.get("/healthz").status_code == 200  # meanwhile the loop answers
+    finally:
+        outside.rollback()
+        outside.close()
+    thread.join(20)
+    assert answers == [201]
+    assert client.get("/v1/workspaces/default/models/m").status_code == 200
+
+
+def test_the_loop_answers_while_a_create_waits_for_its_turn(sqlite_db: Database, client: TestClient) -> None:
+    assert client.get("/v1/workspaces/default/models").status_code == 200  # the caller's token is cached
+    holder = _begin_write(sqlite_db)
+    answers: list[int] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(client.post("/v1/workspaces/default/models", json={"name": "m"}).status_code)
+    )
+    thread.start()
+    try:
+        thread.join(0.5)
+        assert thread.is_alive(), "the create did not wait for its turn"
+        started = time.monotonic()
+        assert client.get("/v1/workspaces/default/models/absent").status_code == 404
+        assert time.monotonic() - started < 5
+    finally:
+        holder.close()
+    thread.join(20)
+    assert answers == [201]
+
+
+def test_an_inline_write_whose_transaction_began_earlier_goes_to_a_thread(
+    sqlite_db: Database, app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dependency that already began the request's write transaction holds the lock: the endpoint must not wait
+    for a turn (it would wait for its own request until the busy timeout's 503)."""
+    monkeypatch.setattr(engine, "SQLITE_BUSY_TIMEOUT_MS", 2000)
+    router = api_router("/test")
+
+    async def begins(session: DbSession) -> None:
+        await run_in_threadpool(session.execute, sa.select(Workspace.id))  # BEGIN IMMEDIATE: the lock is taken
+
+    @router.post("/inline-after-begin", dependencies=[Depends(begins)])
+    @inline_write
+    def write(session: DbSession) -> dict[str, bool]:
+        session.add(Workspace(name="late", description="", created_by="t", updated_by="t"))
+        return {"ok": True}
+
+    app.router.routes.extend(router.routes)  # as modelyard.api adds its routers
+    started = time.monotonic()
+    assert client.post("/test/inline-after-begin").status_code == 200
+    assert time.monotonic() - started < 1.5
+    with sqlite_db.session(write=False) as session:
+        assert session.scalar(sa.select(sa.func.count()).where(Workspace.name == "late")) == 1

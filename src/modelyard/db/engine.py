@@ -6,10 +6,14 @@ through psycopg 3 with a connection pool, whose connections are pinged before us
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
-from contextlib import AbstractContextManager
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -57,14 +61,12 @@ def _configure_sqlite(engine: Engine, writers: WriterLock) -> None:
         if not conn.get_execution_options().get("modelyard_write", False):
             begin(conn, "BEGIN")
             return
-        waited = SQLITE_BUSY_TIMEOUT_MS / 1000
-        if not writers.acquire(timeout=waited):
-            raise ServiceUnavailable(
-                f"The database is busy: other writes have held it for {waited:g} s",
-                error_code="DATABASE_BUSY",
-                solution_msg="Retry in a moment; if it lasts, look for a long-running write in the server's log",
-                headers={"Retry-After": "1"},
-            )
+        turn = _WRITE_TURN.get()
+        if turn is not None:
+            _begin_on_turn(conn, turn, writers)
+            return
+        if not writers.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            raise _database_busy()
         conn.info[_HOLDS_WRITE_LOCK] = True
         try:
             begin(conn, "BEGIN IMMEDIATE")
@@ -85,6 +87,61 @@ def _configure_sqlite(engine: Engine, writers: WriterLock) -> None:
     def _on_close(_dbapi_connection: Any, record: Any) -> None:
         if record.info.pop(_HOLDS_WRITE_LOCK, False):
             writers.release()
+
+
+def _database_busy() -> ServiceUnavailable:
+    waited = SQLITE_BUSY_TIMEOUT_MS / 1000
+    return ServiceUnavailable(
+        f"The database is busy: other writes have held it for {waited:g} s",
+        error_code="DATABASE_BUSY",
+        solution_msg="Retry in a moment; if it lasts, look for a long-running write in the server's log",
+        headers={"Retry-After": "1"},
+    )
+
+
+class WriteTurnBusy(Exception):
+    """SQLite's write lock is held by a writer that does not take turns (a `sqlite3` shell, an older modelyard):
+    an inline write does not wait for it, and goes to a thread instead."""
+
+
+class _Turn:
+    """The writer lock, taken without waiting for one write transaction on the calling thread (`write_turn`)."""
+
+    def __init__(self) -> None:
+        self.used = False
+
+
+# The turn of the inline write running in this context, if any (set by Database.write_turn).
+# Tries of the writer lock at each turn of the event loop before an inline writer waits a millisecond between tries.
+_SPIN_TRIES = 3
+_WRITE_TURN: ContextVar[_Turn | None] = ContextVar("modelyard_write_turn", default=None)
+
+
+def _begin_on_turn(conn: sa.Connection, turn: _Turn, writers: WriterLock) -> None:
+    """BEGIN IMMEDIATE for the write that holds `turn`, without waiting: SQLite's busy handler is off for the one
+    statement, so a writer outside the turns makes it fail at once (WriteTurnBusy) instead of stalling the loop."""
+    if turn.used:
+        # One transaction per turn: a second one would have to wait for the lock, on the event loop.
+        raise RuntimeError("An inline write began a second write transaction")
+    turn.used = True
+    conn.info[_HOLDS_WRITE_LOCK] = True  # released when the connection goes back to the pool, as for any writer
+    driver = conn.connection.driver_connection
+    try:
+        driver.execute("PRAGMA busy_timeout=0")  # type: ignore[union-attr]
+        try:
+            driver.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+        finally:
+            driver.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # type: ignore[union-attr]
+    except sqlite3.OperationalError as exc:
+        conn.info.pop(_HOLDS_WRITE_LOCK, None)
+        writers.release()
+        if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+            raise WriteTurnBusy(str(exc)) from exc
+        raise sa.exc.DBAPIError.instance("BEGIN IMMEDIATE", (), exc, sqlite3.Error, dialect=conn.dialect) from exc
+    except BaseException:
+        conn.info.pop(_HOLDS_WRITE_LOCK, None)
+        writers.release()
+        raise
 
 
 def _loads(text: str | bytes) -> Any:
@@ -182,6 +239,10 @@ class Database:
         self._read = sessionmaker(read_engine, expire_on_commit=False, autoflush=True)
         self._write = sessionmaker(write_engine, expire_on_commit=False, autoflush=True)
         self.changes = ChangeWatch(self.engine)
+        # The inline writers of each event loop (write_turn) queue here; a loop's lock is dropped with the loop.
+        self._inline_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -189,6 +250,43 @@ class Database:
 
     def session(self, *, write: bool) -> Session:
         return self._write() if write else self._read()
+
+    @asynccontextmanager
+    async def write_turn(self) -> AsyncIterator[bool]:
+        """On SQLite, this process's turn on the writer lock (True), for one write transaction that then runs to its
+        end on the event loop without waiting for anything: its BEGIN IMMEDIATE uses the turn, and the lock goes
+        back with the transaction's connection (or at the end of the block if no transaction began). False on
+        PostgreSQL, where writes go to threads.
+
+        The turn is waited for without blocking the loop: the loop's writers queue on an asyncio lock, and the one
+        at its head tries the writer lock at each turn of the loop, then every millisecond. Holders of the lock are
+        short transactions (inline writes of this process or another) or writers in threads and other processes,
+        some of which may need this loop to finish; the loop never waits for them. After SQLite's busy timeout,
+        503 DATABASE_BUSY, as for a writer in a thread."""
+        writers = self.writers
+        if writers is None:
+            yield False
+            return
+        loop = asyncio.get_running_loop()
+        queue = self._inline_writers.get(loop)
+        if queue is None:
+            queue = self._inline_writers[loop] = asyncio.Lock()
+        async with queue:
+            deadline = loop.time() + SQLITE_BUSY_TIMEOUT_MS / 1000
+            tries = 0
+            while not writers.try_acquire():
+                if loop.time() > deadline:
+                    raise _database_busy()
+                tries += 1
+                await asyncio.sleep(0 if tries <= _SPIN_TRIES else 0.001)
+        turn = _Turn()
+        token = _WRITE_TURN.set(turn)
+        try:
+            yield True
+        finally:
+            _WRITE_TURN.reset(token)
+            if not turn.used:
+                writers.release()
 
     def reading(self) -> AbstractContextManager[Reader]:
         """Prebuilt reads (modelyard.db.reads) on a pooled connection of their own, outside any session."""

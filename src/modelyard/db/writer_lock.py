@@ -41,13 +41,34 @@ class WriterLock:
         if self.path is None:
             return True
         try:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            fcntl.flock(self._file(), fcntl.LOCK_EX)
         except BaseException:
             self._thread.release()
             raise
         return True
+
+    def try_acquire(self) -> bool:
+        """Take the turn only if no writer of this process or another holds it: never waits (an inline write on
+        the event loop, which must not wait for a writer that may need the loop to finish)."""
+        if not self._thread.acquire(blocking=False):
+            return False
+        if self.path is None:
+            return True
+        try:
+            fcntl.flock(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._thread.release()
+            return False
+        except BaseException:
+            self._thread.release()
+            raise
+        return True
+
+    def _file(self) -> int:
+        assert self.path is not None
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return self._fd
 
     def release(self) -> None:
         if self._fd is not None:

@@ -14,7 +14,7 @@ from modelyard.kit.etag import etag_for, etag_of
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, NoFilters, Page, Pagination, list_params
 from modelyard.kit.responses import JSONBytes, json_bytes
-from modelyard.kit.routing import DbSession, api_router, run_db
+from modelyard.kit.routing import DbSession, api_router, inline_write, run_db
 from modelyard.kit.schemas import read_model
 from modelyard.model import repository, service
 from modelyard.model.schemas import (
@@ -98,6 +98,7 @@ def _version_read(version: ModelVersion, model_ref: str, current_version_id: str
 
 
 @router.post(MODELS, status_code=status.HTTP_201_CREATED, response_model=ModelReplaced)
+@inline_write
 def create_model(body: ModelCreate, access: WorkspaceEditor, session: DbSession, request: Request) -> JSONBytes:
     fields = body.model_dump(exclude={"version"}, mode="json")
     version = body.version.model_dump(mode="json") if body.version else None
