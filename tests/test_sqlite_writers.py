@@ -146,6 +146,29 @@ def test_access_checks_do_not_wait_for_the_writer_lock(
     assert client.post("/v1/workspaces/default/models", json={"name": "m"}).status_code == 201
 
 
+def test_version_creates_are_refused_without_waiting_for_the_writer_lock(
+    sqlite_db: Database, client: TestClient, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for a model: the model's check for a new version is a prebuilt read outside the write transaction."""
+    monkeypatch.setattr(engine, "SQLITE_BUSY_TIMEOUT_MS", 30_000)
+    assert client.post("/v1/workspaces/default/models", json={"name": "m"}).status_code == 201
+    viewer = make_user("viewer", workspaces={"default": "viewer"})
+    body = {"config": {"llm_model_config": {"base_model_type": "TINY_LLAMA", "model_path": "default/files"}}}
+    holder = sqlite_db.session(write=True)
+    holder.execute(sa.select(Workspace.id))  # holds the writer lock
+    try:
+        started = time.monotonic()
+        refused = viewer.post("/v1/workspaces/default/models/m/versions", json=body)
+        missing = client.post("/v1/workspaces/default/models/absent/versions", json=body)
+        waited = time.monotonic() - started
+    finally:
+        holder.close()
+    assert (refused.status_code, error_shape(refused)["error_code"]) == (403, "INSUFFICIENT_ROLE")
+    assert (missing.status_code, error_shape(missing)["error_code"]) == (404, "MODEL_NOT_FOUND")
+    assert waited < 20  # would be 2 x 30 s had the checks queued for the lock
+    assert client.post("/v1/workspaces/default/models/m/versions", json=body).status_code == 201
+
+
 def _other_process_could_write(db: Database) -> bool:
     """Whether another process would get the writers' file lock now: a second open file description of the lock
     file conflicts with the first one as another process's would, even inside this process."""

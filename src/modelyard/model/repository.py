@@ -58,6 +58,37 @@ _READ_MODEL = Read(
 )
 
 
+_W = Workspace.__table__
+# get_with_access as a prebuilt read: the workspace's columns (w_...), the caller's role and the model's (m_...).
+_READ_ACCESS = Read(
+    sa.select(
+        *(c.label(f"w_{c.name}") for c in _W.c),
+        Membership.role.label("role"),
+        *(c.label(f"m_{c.name}") for c in _M.c),
+    )
+    .select_from(Workspace)
+    .outerjoin(
+        Membership,
+        sa.and_(Membership.workspace_id == Workspace.id, Membership.user_id == sa.bindparam("user_id")),
+    )
+    .outerjoin(_M, sa.and_(_M.c.workspace_id == Workspace.id, _M.c.name == sa.bindparam("model")))
+    .where(Workspace.name == sa.bindparam("workspace"))
+)
+
+
+def read_with_access(
+    reader: Reader, workspace: str, name: str, user_id: str
+) -> tuple[Row, str | None, Row | None] | None:
+    """get_with_access's rows as dicts: the workspace's, the user's role and the model's (None when absent); None
+    when the workspace does not exist."""
+    row = reader.first(_READ_ACCESS, workspace=workspace, model=name, user_id=user_id)
+    if row is None:
+        return None
+    workspace_row = {c.name: row[f"w_{c.name}"] for c in _W.c}
+    model_row = {c.name: row[f"m_{c.name}"] for c in _M.c}
+    return workspace_row, row["role"], model_row if model_row["id"] is not None else None
+
+
 def read_model(reader: Reader, workspace: str, name: str, user_id: str) -> Row | None:
     """The row behind GET of a model (its `id` is None when the workspace exists but the model does not); None
     when the workspace does not exist."""

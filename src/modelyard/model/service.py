@@ -32,7 +32,7 @@ from modelyard.model.tables import Model, ModelType, ModelVersion, ModelVersionF
 from modelyard.model_template import service as templates
 from modelyard.workspace import repository as workspaces
 from modelyard.workspace.service import WorkspaceAccess, check_role, register_resource_counter, workspace_not_found
-from modelyard.workspace.tables import Role
+from modelyard.workspace.tables import Role, Workspace
 
 VALIDATE_JOB = "model.validate_version"
 
@@ -91,6 +91,18 @@ def model_access(session: Session, principal: Principal, workspace: str, name: s
     role = _check_access(principal, workspace, name, role_value, model.visibility if model else None, need)
     assert model is not None  # _check_access raised otherwise
     return ModelAccess(WorkspaceAccess(ws, role, principal), model)
+
+
+def read_model_access(reader: Reader, principal: Principal, workspace: str, name: str, need: Role) -> ModelAccess:
+    """model_access() from a prebuilt read: the workspace and the model are transient copies of their rows (no
+    session holds them), for writes that add rows under the model and change nothing of it (a new version)."""
+    found = repository.read_with_access(reader, workspace, name, principal.user_id)
+    if found is None:
+        raise workspace_not_found(workspace)
+    ws, role_value, model = found
+    role = _check_access(principal, workspace, name, role_value, model["visibility"] if model else None, need)
+    assert model is not None  # _check_access raised otherwise
+    return ModelAccess(WorkspaceAccess(row_copy(Workspace, ws), role, principal), row_copy(Model, model))
 
 
 def _check_access(
