@@ -64,6 +64,10 @@ class WriterLock:
             raise
         return True
 
+    def held_in_process(self) -> bool:
+        """Whether a writer of this process holds the turn (or is taking it) now."""
+        return self._thread.locked()
+
     def _file(self) -> int:
         assert self.path is not None
         if self._fd is None:
