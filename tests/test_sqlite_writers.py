@@ -124,49 +124,50 @@ def test_a_writer_that_waits_too_long_gets_503_and_changes_nothing(
     assert client.post("/v1/workspaces", json={"name": "late"}).status_code == 201
 
 
+_VERSION = {"config": {"llm_model_config": {"base_model_type": "TINY_LLAMA", "model_path": "default/files"}}}
+
+
+@pytest.mark.parametrize(
+    ("path", "missing", "body", "missing_code"),
+    [
+        ("/v1/workspaces/default/models", "/v1/workspaces/nope/models", {"name": "m2"}, "WORKSPACE_NOT_FOUND"),
+        (
+            "/v1/workspaces/default/models/m/versions",
+            "/v1/workspaces/default/models/absent/versions",
+            _VERSION,
+            "MODEL_NOT_FOUND",
+        ),
+    ],
+    ids=["a model", "a version"],
+)
 def test_access_checks_do_not_wait_for_the_writer_lock(
-    sqlite_db: Database, client: TestClient, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
+    sqlite_db: Database,
+    client: TestClient,
+    make_user: MakeUser,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    missing: str,
+    body: dict[str, object],
+    missing_code: str,
 ) -> None:
-    """A write is refused by its workspace check (404, 403) without queueing for the write lock: the check is a
-    prebuilt read outside the write transaction, which starts at the request's first change."""
+    """A create is refused by its workspace's or model's check (404, 403) without queueing for the write lock: the
+    check is a prebuilt read outside the write transaction, which starts at the request's first change."""
     monkeypatch.setattr(engine, "SQLITE_BUSY_TIMEOUT_MS", 30_000)
+    assert client.post("/v1/workspaces/default/models", json={"name": "m"}).status_code == 201
     viewer = make_user("viewer", workspaces={"default": "viewer"})
     holder = sqlite_db.session(write=True)
     holder.execute(sa.select(Workspace.id))  # holds the writer lock
     try:
         started = time.monotonic()
-        refused = viewer.post("/v1/workspaces/default/models", json={"name": "m"})
-        missing = client.post("/v1/workspaces/nope/models", json={"name": "m"})
+        refused = viewer.post(path, json=body)
+        absent = client.post(missing, json=body)
         waited = time.monotonic() - started
     finally:
         holder.close()
     assert (refused.status_code, error_shape(refused)["error_code"]) == (403, "INSUFFICIENT_ROLE")
-    assert (missing.status_code, error_shape(missing)["error_code"]) == (404, "WORKSPACE_NOT_FOUND")
+    assert (absent.status_code, error_shape(absent)["error_code"]) == (404, missing_code)
     assert waited < 20  # would be 2 x 30 s had the checks queued for the lock
-    assert client.post("/v1/workspaces/default/models", json={"name": "m"}).status_code == 201
-
-
-def test_version_creates_are_refused_without_waiting_for_the_writer_lock(
-    sqlite_db: Database, client: TestClient, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """As for a model: the model's check for a new version is a prebuilt read outside the write transaction."""
-    monkeypatch.setattr(engine, "SQLITE_BUSY_TIMEOUT_MS", 30_000)
-    assert client.post("/v1/workspaces/default/models", json={"name": "m"}).status_code == 201
-    viewer = make_user("viewer", workspaces={"default": "viewer"})
-    body = {"config": {"llm_model_config": {"base_model_type": "TINY_LLAMA", "model_path": "default/files"}}}
-    holder = sqlite_db.session(write=True)
-    holder.execute(sa.select(Workspace.id))  # holds the writer lock
-    try:
-        started = time.monotonic()
-        refused = viewer.post("/v1/workspaces/default/models/m/versions", json=body)
-        missing = client.post("/v1/workspaces/default/models/absent/versions", json=body)
-        waited = time.monotonic() - started
-    finally:
-        holder.close()
-    assert (refused.status_code, error_shape(refused)["error_code"]) == (403, "INSUFFICIENT_ROLE")
-    assert (missing.status_code, error_shape(missing)["error_code"]) == (404, "MODEL_NOT_FOUND")
-    assert waited < 20  # would be 2 x 30 s had the checks queued for the lock
-    assert client.post("/v1/workspaces/default/models/m/versions", json=body).status_code == 201
+    assert client.post(path, json=body).status_code == 201
 
 
 def _other_process_could_write(db: Database) -> bool:
@@ -366,30 +367,31 @@ def test_an_inline_write_does_not_wait_for_a_writer_outside_the_turns(sqlite_db:
     _next_writer_gets_through(sqlite_db)
 
 
-def test_a_create_waits_in_a_thread_for_a_writer_outside_the_turns(sqlite_db: Database, client: TestClient) -> None:
-    """The inline create finds SQLite's lock held by a writer that takes no turns: it goes to a worker thread,
-    which waits in SQLite's busy handler as any writer does, and the create lands once the other writer is done."""
-    outside = _outside_writer(sqlite_db)
-    answers: list[int] = []
-    thread = threading.Thread(
-        target=lambda: answers.append(client.post("/v1/workspaces/default/models", json={"name": "m"}).status_code)
-    )
-    thread.start()
-    try:
-        thread.join(0.5)
-        assert thread.is_alive(), "the create did not wait for the outside writer"
-        assert client.get("/healthz").status_code == 200  # meanwhile the loop answers
-    finally:
+def _writer_of_this_process(db: Database) -> Callable[[], None]:
+    return _begin_write(db).close
+
+
+def _writer_outside_the_turns(db: Database) -> Callable[[], None]:
+    outside = _outside_writer(db)
+
+    def end() -> None:
         outside.rollback()
         outside.close()
-    thread.join(20)
-    assert answers == [201]
-    assert client.get("/v1/workspaces/default/models/m").status_code == 200
+
+    return end
 
 
-def test_the_loop_answers_while_a_create_waits_for_its_turn(sqlite_db: Database, client: TestClient) -> None:
+@pytest.mark.parametrize(
+    "hold", [_writer_of_this_process, _writer_outside_the_turns], ids=["a writer of this process", "a sqlite3 shell"]
+)
+def test_the_loop_answers_while_a_create_waits(
+    sqlite_db: Database, client: TestClient, hold: Callable[[Database], Callable[[], None]]
+) -> None:
+    """A create waits for a writer of this process (for its turn, on the loop), or for one that takes no turns (in
+    a worker thread, in SQLite's busy handler, as any writer does); meanwhile the loop answers other requests, and
+    the create lands once the other writer is done."""
     assert client.get("/v1/workspaces/default/models").status_code == 200  # the caller's token is cached
-    holder = _begin_write(sqlite_db)
+    release = hold(sqlite_db)
     answers: list[int] = []
     thread = threading.Thread(
         target=lambda: answers.append(client.post("/v1/workspaces/default/models", json={"name": "m"}).status_code)
@@ -397,14 +399,15 @@ def test_the_loop_answers_while_a_create_waits_for_its_turn(sqlite_db: Database,
     thread.start()
     try:
         thread.join(0.5)
-        assert thread.is_alive(), "the create did not wait for its turn"
+        assert thread.is_alive(), "the create did not wait for the other writer"
         started = time.monotonic()
         assert client.get("/v1/workspaces/default/models/absent").status_code == 404
         assert time.monotonic() - started < 5
     finally:
-        holder.close()
+        release()
     thread.join(20)
     assert answers == [201]
+    assert client.get("/v1/workspaces/default/models/m").status_code == 200
 
 
 def test_an_inline_write_whose_transaction_began_earlier_goes_to_a_thread(
