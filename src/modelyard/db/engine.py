@@ -105,18 +105,18 @@ class WriteTurnBusy(Exception):
 
 
 class _Turn:
-    """The writer lock, taken without waiting for one write transaction on the calling thread (`write_turn`)."""
+    """A request's turn on the writer lock, for one write transaction on the event loop (`Database.write_turn`)."""
 
     def __init__(self) -> None:
         self.used = False
 
 
 # The turn of the inline write running in this context, if any (set by Database.write_turn).
+_WRITE_TURN: ContextVar[_Turn | None] = ContextVar("modelyard_write_turn", default=None)
 # How long an inline writer tries the lock held by another process at each turn of the event loop, before it waits a
 # millisecond between tries. With two processes and 16 concurrent creates on the bench machine, 5 ms of such tries
-# made 1,054 -> 1,322 creates/s against three tries and then millisecond waits.
+# made 1,058 -> 1,313 creates/s against three tries and then millisecond waits.
 _SPIN_SECONDS = 0.005
-_WRITE_TURN: ContextVar[_Turn | None] = ContextVar("modelyard_write_turn", default=None)
 
 
 def _begin_on_turn(conn: sa.Connection, turn: _Turn, writers: WriterLock) -> None:
@@ -262,10 +262,9 @@ class Database:
 
         The turn is waited for without blocking the loop: the loop's writers queue on an asyncio lock, and the one
         at its head tries the writer lock at each turn of the loop (for 5 ms, while another process holds it), then
-        every millisecond. Holders of the lock are
-        short transactions (inline writes of this process or another) or writers in threads and other processes,
-        some of which may need this loop to finish; the loop never waits for them. After SQLite's busy timeout,
-        503 DATABASE_BUSY, as for a writer in a thread."""
+        every millisecond. Holders of the lock are short transactions (inline writes of this process or another)
+        or writers in threads and other processes, some of which may need this loop to finish; the loop never
+        waits for them. After SQLite's busy timeout, 503 DATABASE_BUSY, as for a writer in a thread."""
         writers = self.writers
         if writers is None:
             yield False

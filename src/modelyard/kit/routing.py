@@ -4,7 +4,7 @@ otherwise; the JSON body size limit; and `Idempotency-Key` replays. Every API ro
 The commit happens before the response is sent, so a client never sees a 2xx for a change that did not commit
 (FastAPI's yield dependencies may run their exit code after the response has gone out). A write whose endpoint is a
 plain function commits in the endpoint's own thread, the moment it returns (`_commit_on_return`), or, for the short
-writes marked `inline_write` on SQLite, on the event loop in its turn on the writer lock (`_inline_when_free`); with
+writes marked `inline_write` on SQLite, on the event loop in its turn on the writer lock (`_inline_in_turn`); with
 an `Idempotency-Key`, or when the endpoint is a coroutine, the commit follows the response, which the key's record
 stores with the change."""
 
@@ -175,22 +175,22 @@ def _commit_on_return(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
 def inline_write(endpoint: Callable[P, T]) -> Callable[P, T]:
     """Mark a write endpoint (a plain function) whose work is a short database transaction and nothing else: no
-    files, no network, no waiting. On SQLite, when no other writer holds the writer lock, it runs on the event loop
-    with the lock already taken, and commits there (`_inline_when_free`); otherwise in a worker thread, as every
-    write endpoint does."""
+    files, no network, no waiting. On SQLite it runs on the event loop in its turn on the writer lock, and commits
+    there (`_inline_in_turn`); on PostgreSQL in a worker thread, as every other write endpoint does."""
     endpoint.inline_write = True  # type: ignore[attr-defined]
     return endpoint
 
 
-def _inline_when_free(endpoint: Callable[..., Any], in_thread: Callable[..., Any]) -> Callable[..., Any]:
-    """`endpoint` run on the event loop when the writer lock is free at once, else `in_thread` in a worker thread.
+def _inline_in_turn(endpoint: Callable[..., Any], in_thread: Callable[..., Any]) -> Callable[..., Any]:
+    """`endpoint` run on the event loop once this request's turn on the writer lock has come (Database.write_turn),
+    else `in_thread` in a worker thread: on PostgreSQL, when SQLite's lock is held by a writer that takes no turns
+    (`WriteTurnBusy`), or when the request's transaction began already (it holds the lock itself).
 
     The thread hand-off cost more than the create itself: with 16 concurrent creates of a model on SQLite, one
-    process spent 2.1 ms of CPU per create with it and 1.1 ms without, in the two threads' contention for the GIL
-    and the wake-ups between them (bench/RESULTS.md). The loop never waits here: the lock is taken only if it is
-    free (another writer, of this process or another, may need the loop to finish, or may take long), its BEGIN
-    IMMEDIATE does not wait for a writer outside the turns (`WriteTurnBusy`, then the thread), and the endpoint
-    awaits nothing between its BEGIN and its COMMIT."""
+    process spent 2.1 ms of CPU per create with it and 1.2 ms without, in the two threads' contention for the GIL
+    and the wake-ups between them (bench/RESULTS.md). The loop never blocks: the turn is awaited (a holder in a
+    thread may need the loop to finish), BEGIN IMMEDIATE on the turn does not wait for SQLite's lock, and the
+    endpoint awaits nothing between its BEGIN and its COMMIT."""
 
     @functools.wraps(endpoint)
     async def inline_or_thread(*args: Any, **kwargs: Any) -> Any:
@@ -242,7 +242,7 @@ class TransactionalRoute(APIRoute):
         if writes and plain:
             assert call is not None
             in_thread = _commit_on_return(call)
-            self.dependant.call = _inline_when_free(call, in_thread) if hasattr(call, "inline_write") else in_thread
+            self.dependant.call = _inline_in_turn(call, in_thread) if hasattr(call, "inline_write") else in_thread
         handler = super().get_route_handler()
         streams_body = bool((self.openapi_extra or {}).get(STREAMED_BODY))
 
