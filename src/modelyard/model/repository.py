@@ -33,13 +33,19 @@ def get_with_access(
     return (row[0], row[1], row[2]) if row else None
 
 
-_M, _V = Model.__table__, ModelVersion.__table__
+_W, _M, _V = Workspace.__table__, Model.__table__, ModelVersion.__table__
+# The rows of the prebuilt reads below, as _ACCESS joins them: the workspace by name, the caller's membership of it
+# and the model by name, the last two outer-joined.
+_WITH_ACCESS = _W.outerjoin(
+    Membership.__table__,
+    sa.and_(Membership.workspace_id == _W.c.id, Membership.user_id == sa.bindparam("user_id")),
+).outerjoin(_M, sa.and_(_M.c.workspace_id == _W.c.id, _M.c.name == sa.bindparam("model")))
 # The answer to GET of a model without the ORM (modelyard.db.reads): workspace, the caller's role, the model and its
 # current version in one row, keyed by the answer's field names.
 _READ_MODEL = Read(
     sa.select(
-        Workspace.id.label("workspace_id"),
-        Workspace.name.label("workspace"),
+        _W.c.id.label("workspace_id"),
+        _W.c.name.label("workspace"),
         Membership.role.label("role"),
         *(c.label(c.name) for c in _M.c if c.name not in ("workspace_id", "version_counter")),
         _V.c.name.label("current_version_name"),
@@ -47,18 +53,9 @@ _READ_MODEL = Read(
         _V.c.digest.label("current_version_digest"),
         _V.c.spec.label("current_version_spec"),
     )
-    .select_from(Workspace)
-    .outerjoin(
-        Membership,
-        sa.and_(Membership.workspace_id == Workspace.id, Membership.user_id == sa.bindparam("user_id")),
-    )
-    .outerjoin(_M, sa.and_(_M.c.workspace_id == Workspace.id, _M.c.name == sa.bindparam("model")))
-    .outerjoin(_V, _V.c.id == _M.c.current_version_id)
-    .where(Workspace.name == sa.bindparam("workspace"))
+    .select_from(_WITH_ACCESS.outerjoin(_V, _V.c.id == _M.c.current_version_id))
+    .where(_W.c.name == sa.bindparam("workspace"))
 )
-
-
-_W = Workspace.__table__
 # get_with_access as a prebuilt read: the workspace's columns (w_...), the caller's role and the model's (m_...).
 _READ_ACCESS = Read(
     sa.select(
@@ -66,13 +63,8 @@ _READ_ACCESS = Read(
         Membership.role.label("role"),
         *(c.label(f"m_{c.name}") for c in _M.c),
     )
-    .select_from(Workspace)
-    .outerjoin(
-        Membership,
-        sa.and_(Membership.workspace_id == Workspace.id, Membership.user_id == sa.bindparam("user_id")),
-    )
-    .outerjoin(_M, sa.and_(_M.c.workspace_id == Workspace.id, _M.c.name == sa.bindparam("model")))
-    .where(Workspace.name == sa.bindparam("workspace"))
+    .select_from(_WITH_ACCESS)
+    .where(_W.c.name == sa.bindparam("workspace"))
 )
 
 
