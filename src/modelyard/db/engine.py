@@ -48,18 +48,10 @@ def _configure_sqlite(engine: Engine, writers: WriterLock) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
-    # BEGIN goes straight to the driver: through exec_driver_sql it cost a statement execution's full setup, on
-    # every transaction. Its errors are SQLAlchemy's, as they would have been.
-    def begin(conn: sa.Connection, sql: str) -> None:
-        try:
-            conn.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
-        except sqlite3.Error as exc:
-            raise sa.exc.DBAPIError.instance(sql, (), exc, sqlite3.Error, dialect=conn.dialect) from exc
-
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         if not conn.get_execution_options().get("modelyard_write", False):
-            begin(conn, "BEGIN")
+            _on_driver(conn, "BEGIN")
             return
         turn = _WRITE_TURN.get()
         if turn is not None:
@@ -69,7 +61,7 @@ def _configure_sqlite(engine: Engine, writers: WriterLock) -> None:
             raise _database_busy()
         conn.info[_HOLDS_WRITE_LOCK] = True
         try:
-            begin(conn, "BEGIN IMMEDIATE")
+            _on_driver(conn, "BEGIN IMMEDIATE")
         except BaseException:
             conn.info.pop(_HOLDS_WRITE_LOCK, None)
             writers.release()
@@ -119,6 +111,15 @@ _WRITE_TURN: ContextVar[_Turn | None] = ContextVar("modelyard_write_turn", defau
 _SPIN_SECONDS = 0.005
 
 
+def _on_driver(conn: sa.Connection, sql: str) -> None:
+    """`sql` straight on the driver's connection (BEGIN, a PRAGMA): through exec_driver_sql it cost a statement
+    execution's full setup, on every transaction. Its errors are SQLAlchemy's, as they would have been."""
+    try:
+        conn.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(sql, (), exc, sqlite3.Error, dialect=conn.dialect) from exc
+
+
 def _begin_on_turn(conn: sa.Connection, turn: _Turn, writers: WriterLock) -> None:
     """BEGIN IMMEDIATE for the write that holds `turn`, without waiting: SQLite's busy handler is off for the one
     statement, so a writer outside the turns makes it fail at once (WriteTurnBusy) instead of stalling the loop."""
@@ -127,22 +128,18 @@ def _begin_on_turn(conn: sa.Connection, turn: _Turn, writers: WriterLock) -> Non
         raise RuntimeError("An inline write began a second write transaction")
     turn.used = True
     conn.info[_HOLDS_WRITE_LOCK] = True  # released when the connection goes back to the pool, as for any writer
-    driver = conn.connection.driver_connection
     try:
-        driver.execute("PRAGMA busy_timeout=0")  # type: ignore[union-attr]
+        _on_driver(conn, "PRAGMA busy_timeout=0")
         try:
-            driver.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+            _on_driver(conn, "BEGIN IMMEDIATE")
         finally:
-            driver.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # type: ignore[union-attr]
-    except sqlite3.OperationalError as exc:
+            _on_driver(conn, f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    except BaseException as exc:
         conn.info.pop(_HOLDS_WRITE_LOCK, None)
         writers.release()
-        if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
-            raise WriteTurnBusy(str(exc)) from exc
-        raise sa.exc.DBAPIError.instance("BEGIN IMMEDIATE", (), exc, sqlite3.Error, dialect=conn.dialect) from exc
-    except BaseException:
-        conn.info.pop(_HOLDS_WRITE_LOCK, None)
-        writers.release()
+        driver_error = getattr(exc, "orig", None)
+        if isinstance(driver_error, sqlite3.OperationalError) and driver_error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+            raise WriteTurnBusy(str(driver_error)) from exc
         raise
 
 
