@@ -125,6 +125,43 @@ def test_heartbeat_keeps_a_long_job_leased(db: Database, settings: Settings) -> 
     assert _job(db, job_id).attempts == 1
 
 
+def test_a_job_running_when_its_worker_stops_keeps_its_lease(db: Database, settings: Settings) -> None:
+    short = settings.model_copy(update={"job_lease_seconds": 0.6})
+    first = Worker(db, short, name="first")
+    second = Worker(db, short, name="second")
+    job_id = _enqueue(db, "test.sleep", {"seconds": 2.0})
+    first.start()
+    try:
+        _wait(lambda: _job(db, job_id).status == "RUNNING")
+        first.stop_event.set()  # asked to stop; the job it runs goes on
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:  # well past the 0.6 s lease
+            assert second.run_once() is False
+            time.sleep(0.1)
+        _wait(lambda: _job(db, job_id).status == "SUCCEEDED")
+    finally:
+        first.stop()
+    assert _job(db, job_id).attempts == 1
+
+
+def test_claims_take_a_dead_workers_job_first_then_the_queue_in_order(db: Database, worker: Worker) -> None:
+    queued = [_enqueue(db, "test.echo", {"n": i}) for i in range(3)]
+    orphan = _enqueue(db, "test.echo", {"n": "orphan"})
+    with db.session(write=True) as session:
+        job = session.get(Job, orphan)
+        assert job is not None
+        from modelyard.db.base import utcnow
+
+        job.status, job.attempts, job.locked_by, job.lease_expires_at = "RUNNING", 1, "ghost", utcnow()
+        session.commit()
+    finished = []
+    while worker.run_once():
+        finished.append(next(j for j in [orphan, *queued] if _job(db, j).status == "SUCCEEDED" and j not in finished))
+    assert finished == [orphan, *queued]
+    assert _job(db, orphan).attempts == 2
+    assert _job(db, orphan).locked_by == "test-worker"
+
+
 def test_concurrent_workers_claim_each_job_once(db: Database, settings: Settings) -> None:
     ids = [_enqueue(db, "test.echo", {"n": i}) for i in range(30)]
     pool = Worker(db, settings.model_copy(update={"worker_concurrency": 4}), name="pool")

@@ -26,6 +26,12 @@ class JobContext:
     worker_id: str
 
     @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads only: on SQLite it takes no write lock, so the API's writers need not wait for it."""
+        with self.db.session(write=False) as session:
+            yield session
+
+    @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A short write transaction, committed on success. Keep long work (reading files, network) outside."""
         session = self.db.session(write=True)

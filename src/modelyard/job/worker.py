@@ -1,6 +1,7 @@
-"""The worker: claims a job with a lease, keeps the lease alive from a heartbeat thread while the handler runs,
-then records success, a retry with exponential backoff, or the final failure. A job whose worker died keeps
-its lease until it expires; then another worker claims it again (the attempt counts)."""
+"""The worker: claims a job with a lease, keeps the lease alive while the handler runs (one heartbeat thread per
+worker renews the leases of all its running jobs), then records success, a retry with exponential backoff, or the
+final failure. A job whose worker died keeps its lease until it expires; then another worker claims it again (the
+attempt counts)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +36,57 @@ MAX_ERROR_CHARS = 8000
 MAINTENANCE_SECONDS = 600.0
 
 
+class _Leases:
+    """The leases of the jobs a worker is running, renewed together every third of a lease by one thread, started
+    at the first job. (A thread per job cost more than validating a model version: starting and joining it took a
+    third of the worker's time, in hand-offs of the GIL; bench/RESULTS.md.)"""
+
+    def __init__(self, db: Database, lease_seconds: float, stop: threading.Event) -> None:
+        self.db = db
+        self.lease_seconds = lease_seconds
+        self.stop = stop
+        self._held: dict[str, str] = {}  # job id -> the worker id that holds its lease
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def holding(self, job_id: str, worker_id: str) -> Iterator[None]:
+        with self._lock:
+            self._held[job_id] = worker_id
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._renew, daemon=True, name="lease-heartbeat")
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.pop(job_id, None)
+
+    def _renew(self) -> None:
+        # Jobs still running when the worker is asked to stop keep their leases until they end.
+        while True:
+            time.sleep(self.lease_seconds / 3)
+            with self._lock:
+                held = list(self._held.items())
+                if not held and self.stop.is_set():
+                    self._thread = None
+                    return
+            if not held:
+                continue
+            try:
+                until = utcnow() + timedelta(seconds=self.lease_seconds)
+                with self.db.session(write=True) as session:
+                    lost = [job for job, owner in held if not repository.extend_lease(session, job, owner, until)]
+                    session.commit()
+            except Exception:
+                log.exception("heartbeat: renewing the leases of %d jobs failed", len(held))
+                continue
+            for job_id in lost:
+                log.warning("job %s: lease lost to another worker", job_id)
+                with self._lock:
+                    self._held.pop(job_id, None)
+
+
 class Worker:
     def __init__(self, db: Database, settings: Settings, *, name: str | None = None) -> None:
         self.db = db
@@ -40,18 +94,14 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._leases = _Leases(db, settings.job_lease_seconds, self.stop_event)
         load_modules(settings.job_modules)
 
     # -- one job ---------------------------------------------------------------------------------------------
 
-    def _claim(self, worker_id: str) -> tuple[str, str, dict[str, Any], int, int] | None:
+    def _claim(self, worker_id: str) -> repository.Claimed | None:
         with self.db.session(write=True) as session:
-            job = repository.claim(session, worker_id, self.settings.job_lease_seconds, utcnow())
-            if job is None:
-                session.rollback()
-                return None
-            limit = job.max_attempts or self.settings.job_max_attempts
-            claimed = (job.id, job.kind, dict(job.payload), job.attempts, limit)
+            claimed = repository.claim(session, worker_id, self.settings.job_lease_seconds, utcnow())
             session.commit()
             return claimed
 
@@ -61,7 +111,8 @@ class Worker:
         claimed = self._claim(worker_id)
         if claimed is None:
             return False
-        job_id, kind, payload, attempt, max_attempts = claimed
+        job_id, kind, payload, attempt = claimed.id, claimed.kind, claimed.payload, claimed.attempts
+        max_attempts = claimed.max_attempts or self.settings.job_max_attempts
         ctx = JobContext(job_id, kind, payload, attempt, self.db, self.settings, worker_id)
         if attempt > max_attempts:
             # The previous attempt's worker died holding the lease, and that was the last attempt.
@@ -72,40 +123,19 @@ class Worker:
         if handler is None:
             self._record(ctx, failed=True, error=f"No handler for job kind '{kind}'")
             return True
-        stop_heartbeat = threading.Event()
-        heartbeat = threading.Thread(
-            target=self._heartbeat, args=(job_id, worker_id, stop_heartbeat), daemon=True, name=f"heartbeat-{job_id}"
-        )
-        heartbeat.start()
         log.info("job %s (%s) attempt %d started", job_id, kind, attempt)
-        try:
-            result = handler(ctx)
-        except PermanentJobError as exc:
-            self._record(ctx, failed=True, error=str(exc))
-        except Exception as exc:
-            error = "".join(traceback.format_exception_only(exc)).strip()
-            log.warning("job %s (%s) attempt %d failed: %s", job_id, kind, attempt, error)
-            self._record(ctx, failed=attempt >= max_attempts, error=error, retry=True)
-        else:
-            self._record(ctx, failed=False, result=result)
-        finally:
-            stop_heartbeat.set()
-            heartbeat.join()
-        return True
-
-    def _heartbeat(self, job_id: str, worker_id: str, stop: threading.Event) -> None:
-        interval = self.settings.job_lease_seconds / 3
-        while not stop.wait(interval):
+        with self._leases.holding(job_id, worker_id):
             try:
-                with self.db.session(write=True) as session:
-                    until = utcnow() + timedelta(seconds=self.settings.job_lease_seconds)
-                    still_ours = repository.extend_lease(session, job_id, worker_id, until)
-                    session.commit()
-                if not still_ours:
-                    log.warning("job %s: lease lost to another worker", job_id)
-                    return
-            except Exception:
-                log.exception("job %s: heartbeat failed", job_id)
+                result = handler(ctx)
+            except PermanentJobError as exc:
+                self._record(ctx, failed=True, error=str(exc))
+            except Exception as exc:
+                error = "".join(traceback.format_exception_only(exc)).strip()
+                log.warning("job %s (%s) attempt %d failed: %s", job_id, kind, attempt, error)
+                self._record(ctx, failed=attempt >= max_attempts, error=error, retry=True)
+            else:
+                self._record(ctx, failed=False, result=result)
+        return True
 
     def _record(
         self,

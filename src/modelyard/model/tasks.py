@@ -64,7 +64,7 @@ def _mark_failed(ctx: JobContext, error: str) -> None:
 @job_kind(service.VALIDATE_JOB, on_give_up=_mark_failed)
 def validate_version(ctx: JobContext) -> dict[str, Any]:
     version_id = ctx.payload["version_id"]
-    with ctx.transaction() as session:
+    with ctx.reading() as session:
         version = repository.get_version_by_id(session, version_id)
         if version is None or version.status != VersionStatus.CREATING.value:
             return {"skipped": version.status if version else "deleted"}
