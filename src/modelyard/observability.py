@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import random
 import re
-import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -115,6 +116,17 @@ def error_body(request_id: str) -> bytes:
     ).encode()
 
 
+# Request ids need to be unique, not secret: a generator seeded once per process from the OS. secrets.token_hex
+# read the OS's random source on every request, and the read gave up the GIL: with database reads in threads (on
+# PostgreSQL), the event loop then waited for a thread's turn to end, on every request (bench/RESULTS.md).
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+
+
+def new_request_id() -> str:
+    return f"{_ids.getrandbits(64):016x}"
+
+
 class RequestMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -125,7 +137,7 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID_OK.match(incoming) else secrets.token_hex(8)
+        request_id = incoming if _REQUEST_ID_OK.match(incoming) else new_request_id()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         started = time.perf_counter()
