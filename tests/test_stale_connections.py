@@ -7,6 +7,7 @@ object names its connections (`application_name`), so the suite's shared pool is
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +39,11 @@ class Tagged:
     def backends(self) -> set[int]:
         with psycopg.connect(pg_admin_url(), autocommit=True) as conn:
             rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (self.tag,))
+            return {row[0] for row in rows}
+
+    def states(self) -> set[str]:
+        with psycopg.connect(pg_admin_url(), autocommit=True) as conn:
+            rows = conn.execute("SELECT state FROM pg_stat_activity WHERE application_name = %s", (self.tag,))
             return {row[0] for row in rows}
 
     def drop_connections(self) -> int:
@@ -88,6 +94,55 @@ def test_a_prebuilt_read_runs_again_on_a_new_connection(tagged: Callable[..., Ta
         assert reader.all(_BY_NAME, name="absent") == []  # the reader goes on, on its new connection
     assert t.backends().isdisjoint(before)
     assert t.db.engine.pool.checkedout() == 0
+
+
+def test_a_read_on_the_event_loop_runs_again_on_a_new_connection(tagged: Callable[..., Tagged]) -> None:
+    t = tagged(_NEVER)
+    _workspace(t.db, "kept")
+    reads = t.db.async_reads
+    assert reads is not None
+
+    async def run() -> None:
+        async with reads.reading() as reader:
+            assert await reader.first(_BY_NAME, name="kept") == {"name": "kept"}
+        t.drop_connections()  # the kept asyncio connection, and the engine's pooled one
+        async with reads.reading() as reader:  # the kept connection is dead: the statement meets it
+            assert await reader.first(_BY_NAME, name="kept") == {"name": "kept"}
+            assert await reader.all(_BY_NAME, name="absent") == []  # the reader goes on, on its new connection
+        # A second drop in the same read is an error in the one shape: a 503, as for a session.
+        async with reads.reading() as reader:
+            t.drop_connections()
+            await reader.first(_BY_NAME, name="kept")
+            t.drop_connections()
+            with pytest.raises(sa.exc.DBAPIError) as failed:
+                await reader.first(_BY_NAME, name="kept")
+            assert failed.value.connection_invalidated
+        await reads.close()
+
+    asyncio.run(run())
+
+
+def test_a_read_interrupted_on_the_event_loop_leaves_no_connection_behind(tagged: Callable[..., Tagged]) -> None:
+    t = tagged(_NEVER)
+    reads = t.db.async_reads
+    assert reads is not None
+    sleep = Read(sa.select(sa.func.pg_sleep(sa.bindparam("seconds")).label("slept")))
+
+    async def run() -> None:
+        async def slow() -> None:
+            async with reads.reading() as reader:
+                await reader.all(sleep, seconds=5)
+
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(slow(), 0.2)  # a request cancelled while its statement runs
+        # The connection was closed, or kept with its statement cancelled: nothing runs on it any more.
+        assert t.states() <= {"idle"}
+        async with reads.reading() as reader:
+            assert len(await reader.all(sleep, seconds=0)) == 1
+        await reads.close()
+
+    asyncio.run(run())
+    assert t.backends() == set()  # closed with the app's lifespan
 
 
 def test_a_read_that_met_a_dropped_connection_has_the_others_pinged(tagged: Callable[..., Tagged]) -> None:

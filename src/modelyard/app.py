@@ -202,6 +202,8 @@ def create_app(
                 await run_in_threadpool(worker.stop)
             if listener is not None:
                 await run_in_threadpool(listener.stop)
+            if db.async_reads is not None:
+                await db.async_reads.close()
 
     app = FastAPI(
         title="modelyard",

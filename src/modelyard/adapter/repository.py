@@ -44,24 +44,34 @@ _OF_MODELS = (
 )
 
 
-_A, _BOUND = Adapter.__table__, ModelVersion.__table__.alias("bound")
-# The adapters listed in a model's answer, keyed by AdapterSummary's field names (table columns: Core rows).
-_SUMMARIES = (
-    sa.select(
-        _A.c.name.label("name"),
-        Workspace.__table__.c.name.label("workspace"),
-        _A.c.finetuning_type.label("finetuning_type"),
-        _A.c.enabled.label("enabled"),
-        _BOUND.c.name.label("model_version"),
-    )
-    .select_from(_A)
-    .join(Workspace.__table__, Workspace.__table__.c.id == _A.c.workspace_id)
-    .outerjoin(_BOUND, _BOUND.c.id == _A.c.model_version_id)
-    .order_by(_A.c.created_at, _A.c.id)
+_A, _BOUND, _AW = (
+    Adapter.__table__,
+    ModelVersion.__table__.alias("bound"),
+    Workspace.__table__.alias("adapter_workspace"),
 )
-_SUMMARIES_OF_MODEL = Read(_SUMMARIES.where(_A.c.model_id == sa.bindparam("model_id")))
-_SUMMARIES_OF_MODELS = _SUMMARIES.add_columns(_A.c.model_id).where(
-    _A.c.model_id.in_(sa.bindparam("model_ids", expanding=True))
+# The adapters listed in a model's answer: AdapterSummary's fields, and the adapter's age and id for the order.
+_SUMMARY = {
+    "name": _A.c.name,
+    "workspace": _AW.c.name,
+    "finetuning_type": _A.c.finetuning_type,
+    "enabled": _A.c.enabled,
+    "model_version": _BOUND.c.name,
+}
+_SUMMARY_ORDER = {"created_at": _A.c.created_at, "id": _A.c.id}
+_SUMMARY_FROM = _A.join(_AW, _AW.c.id == _A.c.workspace_id).outerjoin(_BOUND, _BOUND.c.id == _A.c.model_version_id)
+_SUMMARIES_OF_MODELS = (
+    sa.select(*(c.label(key) for key, c in _SUMMARY.items()), _A.c.model_id)
+    .select_from(_SUMMARY_FROM)
+    .where(_A.c.model_id.in_(sa.bindparam("model_ids", expanding=True)))
+    .order_by(*_SUMMARY_ORDER.values())
+)
+
+
+_SUMMARIES_OF_MODEL = Read(
+    sa.select(*(c.label(key) for key, c in _SUMMARY.items()))
+    .select_from(_SUMMARY_FROM)
+    .where(_A.c.model_id == sa.bindparam("model_id"))
+    .order_by(*_SUMMARY_ORDER.values())
 )
 
 
@@ -70,8 +80,38 @@ def summaries_of_model(reader: Reader, model_id: str) -> list[Row]:
     return reader.all(_SUMMARIES_OF_MODEL, model_id=model_id)
 
 
+def with_summaries(model: sa.Select[Any], model_id: sa.ScalarSelect[Any]) -> sa.CompoundSelect[*tuple[Any, ...]]:
+    """The row that `model` selects, then a row for each adapter of the model whose id `model_id` selects, oldest
+    first, in one statement (UNION ALL): a model and its adapters in one round trip, with the model's columns sent
+    once (NULL in the adapters' rows, as the adapters' columns `adapter_<field>` are in the model's row).
+    `summaries_in` reads the adapters back."""
+    adapter_columns = [c.label(f"adapter_{key}") for key, c in {**_SUMMARY, **_SUMMARY_ORDER}.items()]
+    head = model.add_columns(
+        sa.literal(0).label("row_order"), *(sa.cast(sa.null(), c.type).label(c.name) for c in adapter_columns)
+    )
+    rows = (
+        sa.select(
+            *(sa.null().label(c.key) for c in model.selected_columns),
+            sa.literal(1).label("row_order"),
+            *adapter_columns,
+        )
+        .select_from(_SUMMARY_FROM)
+        .where(_A.c.model_id == model_id)
+    )
+    # The model's row first, then the adapters in order (a compound statement orders by its columns' names).
+    return sa.union_all(head, rows).order_by(
+        sa.literal_column("row_order"), *(sa.literal_column(f"adapter_{key}") for key in _SUMMARY_ORDER)
+    )
+
+
+def summaries_in(rows: list[Row]) -> list[Row]:
+    """The adapter summaries in the rows of a `with_summaries` statement."""
+    return [{key: row[f"adapter_{key}"] for key in _SUMMARY} for row in rows if row["adapter_id"] is not None]
+
+
 def summaries_of_models(session: Session, model_ids: list[str]) -> dict[str, list[Row]]:
-    """summaries_of_model for a page of models, in one query."""
+    """The adapters listed in the answers of a page of models (every adapter of each, from every workspace, oldest
+    first), in one query."""
     out: dict[str, list[Row]] = {}
     if model_ids:
         result = session.execute(_SUMMARIES_OF_MODELS, {"model_ids": model_ids})

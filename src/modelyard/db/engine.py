@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from modelyard.db.changes import ChangeWatch
-from modelyard.db.reads import Reader, reading
+from modelyard.db.reads import AsyncReads, Reader, reading
 from modelyard.db.urls import sqlite_file
 from modelyard.db.writer_lock import WriterLock
 from modelyard.errors import ServiceUnavailable
@@ -226,8 +226,12 @@ class Database:
         self.engine = create_engine(url, pool_size=pool_size, writers=self.writers)
         self.dialect = self.engine.dialect.name
         self.stale: StaleConnections | None = None
+        # PostgreSQL's prebuilt reads of the hottest GETs, awaited on the event loop (None on SQLite, where a read is
+        # a call into the library and runs on the loop as it is).
+        self.async_reads: AsyncReads | None = None
         if not self.is_sqlite:
             self.stale = StaleConnections(self.engine, ping_after_idle_seconds)
+            self.async_reads = AsyncReads(self.engine, on_disconnect=self.stale.suspect_all)
         write_engine = self.engine.execution_options(modelyard_write=True)
         # A request's reads see one snapshot, as on SQLite (where a read transaction is one): under PostgreSQL's
         # default READ COMMITTED each statement has its own, and a GET that read a model and then its version could

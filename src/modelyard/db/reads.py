@@ -9,8 +9,10 @@ goes through the session."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -55,7 +57,7 @@ class Prepared:
 class Read:
     """A SELECT of fixed shape with bound parameters; each selected column's label is its key in the row dicts."""
 
-    def __init__(self, stmt: sa.Select[*tuple[Any, ...]]) -> None:
+    def __init__(self, stmt: sa.Select[*tuple[Any, ...]] | sa.CompoundSelect[*tuple[Any, ...]]) -> None:
         # Checked here, not by compiling (which costs milliseconds per statement at import, i.e. at cold start).
         for bind in sa.sql.visitors.iterate(stmt):
             if isinstance(bind, sa.BindParameter) and bind.expanding:
@@ -106,11 +108,11 @@ class Reader:
 
     def __init__(self, cursor: Any, dialect: Dialect, lease: _Lease | None = None) -> None:
         self._cursor = cursor
-        self._dialect = dialect
+        self.dialect = dialect
         self._lease = lease
 
     def all(self, read: Read, **params: Any) -> list[Row]:
-        prepared = read.prepared(self._dialect)
+        prepared = read.prepared(self.dialect)
         arguments = prepared.arguments(params)
         try:
             self._cursor.execute(prepared.sql, arguments)
@@ -211,3 +213,133 @@ def reading(engine: Engine, on_disconnect: Callable[[], None] | None = None) -> 
             cursor.close()
     finally:
         connection.close()
+
+
+# Connections per event loop for AsyncReads: as many as the read threads they replace (kit.routing.READ_THREADS).
+ASYNC_READ_CONNECTIONS = 8
+
+
+class AsyncReader:
+    """The reads of one request from the event loop on PostgreSQL: each statement on its own in autocommit, on one
+    of psycopg's asyncio connections; a statement that meets a dropped connection runs again once on a new one."""
+
+    def __init__(self, reads: AsyncReads, connection: Any) -> None:
+        self._reads = reads
+        self.connection = connection
+        self.dialect = reads.dialect
+        self._replaced = False
+
+    async def all(self, read: Read, **params: Any) -> list[Row]:
+        prepared = read.prepared(self.dialect)
+        arguments = prepared.arguments(params)
+        try:
+            cursor = await self.connection.execute(prepared.sql, arguments)
+        except self._reads.errors as exc:
+            dropped = self.connection.closed or self.connection.broken
+            if not dropped or self._replaced:
+                raise sa.exc.DBAPIError.instance(
+                    prepared.sql,
+                    arguments,
+                    exc,
+                    self._reads.errors,
+                    connection_invalidated=dropped,
+                    dialect=self.dialect,
+                ) from exc
+            await self._reads.dropped()
+            self._replaced = True
+            self.connection = await self._reads.connect()
+            cursor = await self.connection.execute(prepared.sql, arguments)
+        keys, processors = prepared.keys, prepared.processors
+        return [
+            dict(zip(keys, [p(v) if p is not None else v for p, v in zip(processors, row, strict=True)], strict=True))
+            for row in await cursor.fetchall()
+        ]
+
+    async def first(self, read: Read, **params: Any) -> Row | None:
+        rows = await self.all(read, **params)
+        return rows[0] if rows else None
+
+
+class AsyncReads:
+    """Prebuilt reads on PostgreSQL awaited on the event loop, on psycopg's asyncio connections (made as the
+    engine's own, with its type adapters), a few per event loop, in autocommit.
+
+    In a worker thread, a GET of a model spent more in the hand-off to the thread and back (the two threads'
+    contention for the GIL) than in its statement (bench/RESULTS.md). Connections are kept per event loop (an
+    asyncio connection belongs to the loop that made it); one that is broken, or whose statement was interrupted,
+    is closed instead of kept."""
+
+    def __init__(
+        self, engine: Engine, *, size: int = ASYNC_READ_CONNECTIONS, on_disconnect: Callable[[], None] | None = None
+    ) -> None:
+        import psycopg
+
+        self.dialect = engine.dialect
+        self.errors = psycopg.Error
+        self._idle_status = psycopg.pq.TransactionStatus.IDLE
+        self._connect = psycopg.AsyncConnection.connect
+        self._args, self._kwargs = engine.dialect.create_connect_args(engine.url)
+        self._size = size
+        self._on_disconnect = on_disconnect
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopConnections] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def connect(self) -> Any:
+        try:
+            return await self._connect(*self._args, **self._kwargs, autocommit=True)
+        except self.errors as exc:
+            raise sa.exc.DBAPIError.instance(
+                None, None, exc, self.errors, connection_invalidated=True, dialect=self.dialect
+            ) from exc
+
+    async def dropped(self) -> None:
+        """A connection was found dropped (the server restarted, or ended it): the others kept for this loop may be
+        too, and are closed; the engine's pool is told (`on_disconnect`)."""
+        if self._on_disconnect is not None:
+            self._on_disconnect()
+        await _close_idle(self._loops.get(asyncio.get_running_loop()))
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncReader]:
+        loop = asyncio.get_running_loop()
+        connections = self._loops.get(loop)
+        if connections is None:
+            connections = self._loops[loop] = _LoopConnections(asyncio.Semaphore(self._size), [])
+            # A loop that ends without close() (a test client's, one per request) cannot await the closing of its
+            # connections any more: libpq closes them when the loop is gone.
+            weakref.finalize(loop, _finish, connections.idle)
+        async with connections.slots:
+            reader = AsyncReader(self, connections.idle.pop() if connections.idle else await self.connect())
+            try:
+                yield reader
+            finally:
+                connection = reader.connection
+                # Kept only if idle: a statement interrupted (the request cancelled) may still be running on it.
+                if not connection.closed and connection.info.transaction_status == self._idle_status:
+                    connections.idle.append(connection)
+                else:
+                    await connection.close()
+
+    async def close(self) -> None:
+        """Close the kept connections of the running event loop (at the end of the app's lifespan)."""
+        await _close_idle(self._loops.pop(asyncio.get_running_loop(), None))
+
+
+async def _close_idle(connections: _LoopConnections | None) -> None:
+    idle = list(connections.idle) if connections is not None else []
+    if connections is not None:
+        connections.idle.clear()
+    for connection in idle:
+        await connection.close()
+
+
+def _finish(connections: list[Any]) -> None:
+    for connection in connections:
+        connection.pgconn.finish()
+
+
+@dataclass
+class _LoopConnections:
+    slots: asyncio.Semaphore
+    idle: list[Any]

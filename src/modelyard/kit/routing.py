@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from enum import Enum
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 from anyio import CapacityLimiter, to_thread
 from anyio.lowlevel import RunVar
@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from modelyard.db.engine import WriteTurnBusy
+from modelyard.db.reads import AsyncReader, Reader
 from modelyard.errors import ERROR_RESPONSES, PayloadTooLarge
 from modelyard.kit import idempotency
 from modelyard.kit.etag import header_matches
@@ -75,6 +76,26 @@ async def run_read(request: Request, fn: Callable[P, T], *args: P.args, **kwargs
     if request.app.state.ctx.db.is_sqlite:
         return fn(*args, **kwargs)
     return await in_read_thread(fn, *args, **kwargs)
+
+
+async def run_prebuilt(
+    request: Request,
+    on_sqlite: Callable[Concatenate[Reader, P], T],
+    on_postgres: Callable[Concatenate[AsyncReader, P], Awaitable[T]],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """Prebuilt reads (modelyard.db.reads) on the event loop, without a thread hand-off: `on_sqlite` with a Reader
+    (a read is a call into the library, and a WAL reader never waits), `on_postgres` awaited with an AsyncReader on
+    one of psycopg's asyncio connections (Database.async_reads). For the reads behind every request of a kind
+    (the workspace access checks, GET of a model): in a read thread, a GET of a model on PostgreSQL spent more in
+    the hand-off to the thread and back than in its statement (bench/RESULTS.md)."""
+    db = request.app.state.ctx.db
+    if db.async_reads is None:
+        with db.reading() as reader:
+            return on_sqlite(reader, *args, **kwargs)
+    async with db.async_reads.reading() as async_reader:
+        return await on_postgres(async_reader, *args, **kwargs)
 
 
 # Reads on PostgreSQL run in at most this many threads at once per server process (the rest queue, in order).

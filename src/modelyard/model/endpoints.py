@@ -7,14 +7,14 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
-from modelyard.auth import CurrentPrincipal, Principal, current_principal
+from modelyard.auth import CurrentPrincipal, current_principal
 from modelyard.context import AppContext
 from modelyard.kit.answer_cache import NOT_MODIFIED
 from modelyard.kit.etag import etag_for, etag_of
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, NoFilters, Page, Pagination, list_params
 from modelyard.kit.responses import JSONBytes, json_bytes
-from modelyard.kit.routing import DbSession, api_router, inline_write, run_db, run_read
+from modelyard.kit.routing import DbSession, api_router, inline_write, run_db, run_prebuilt
 from modelyard.kit.schemas import read_model
 from modelyard.model import repository, service
 from modelyard.model.schemas import (
@@ -65,19 +65,16 @@ async def _model_editor(
     return await run_db(request, service.model_access, session, principal, ws, model, Role.EDITOR)
 
 
-def _read_model_access(request: Request, principal: Principal, ws: str, model: str, need: Role) -> ModelAccess:
-    with request.app.state.ctx.db.reading() as reader:
-        return service.read_model_access(reader, principal, ws, model, need)
-
-
-# The check of an editor who adds rows under a model (a version) and changes nothing of it: a prebuilt read
-# outside the request's session, as for workspace editors, so the write transaction (and on SQLite the write lock)
-# starts at the first change. (A version's create is not an inline write: with the in-process worker validating the
-# versions beside it, the worker's thread and the event loop fought over the GIL, and the API answered half as many
-# creates at twice the p99; bench/RESULTS.md.)
+# The check of an editor who adds rows under a model (a version) and changes nothing of it: a prebuilt read on the
+# event loop, outside the request's session, as for workspace editors, so the write transaction (and on SQLite the
+# write lock) starts at the first change. (A version's create is not an inline write: with the in-process worker
+# validating the versions beside it, the worker's thread and the event loop fought over the GIL, and the API
+# answered half as many creates at twice the p99; bench/RESULTS.md.)
 async def _model_adder(ws: WorkspaceName, model: ModelName, request: Request) -> ModelAccess:
     principal = await current_principal(request)
-    return await run_read(request, _read_model_access, request, principal, ws, model, Role.EDITOR)
+    return await run_prebuilt(
+        request, service.read_model_access, service.read_model_access_async, principal, ws, model, Role.EDITOR
+    )
 
 
 ModelReader = Annotated[ModelAccess, Depends(_model_reader)]
@@ -168,15 +165,10 @@ async def list_models(
     return await run_db(request, _model_page, request, session, access, query)
 
 
-def _read_model(request: Request, principal: Principal, ws: str, model: str) -> JSONBytes:
-    with request.app.state.ctx.db.reading() as reader:
-        answer, etag = service.read_model(reader, principal, ws, model)
-    return JSONBytes(answer, headers={"ETag": etag})
-
-
 @router.get(MODELS + "/{model}", response_model=ModelRead)
 async def get_model(ws: WorkspaceName, model: ModelName, principal: CurrentPrincipal, request: Request) -> JSONBytes:
-    return await run_db(request, _read_model, request, principal, ws, model)
+    answer, etag = await run_prebuilt(request, service.read_model, service.read_model_async, principal, ws, model)
+    return JSONBytes(answer, headers={"ETag": etag})
 
 
 @router.patch(MODELS + "/{model}")

@@ -7,8 +7,9 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from modelyard.adapter import repository as adapters
 from modelyard.db.match import starts_with
-from modelyard.db.reads import Read, Reader, Row
+from modelyard.db.reads import AsyncReader, Read, Reader, Row
 from modelyard.model.tables import Model, ModelLabel, ModelVersion, ModelVersionFile
 from modelyard.workspace.tables import Membership, Workspace
 
@@ -42,7 +43,7 @@ _WITH_ACCESS = _W.outerjoin(
 ).outerjoin(_M, sa.and_(_M.c.workspace_id == _W.c.id, _M.c.name == sa.bindparam("model")))
 # The answer to GET of a model without the ORM (modelyard.db.reads): workspace, the caller's role, the model and its
 # current version in one row, keyed by the answer's field names.
-_READ_MODEL = Read(
+_MODEL_ROW = (
     sa.select(
         _W.c.id.label("workspace_id"),
         _W.c.name.label("workspace"),
@@ -55,6 +56,20 @@ _READ_MODEL = Read(
     )
     .select_from(_WITH_ACCESS.outerjoin(_V, _V.c.id == _M.c.current_version_id))
     .where(_W.c.name == sa.bindparam("workspace"))
+)
+_READ_MODEL = Read(_MODEL_ROW)
+# The same row followed by the summaries of the model's adapters, in one statement: on PostgreSQL a statement is a
+# round trip, and a GET by name on two processes answered 10-12% more with one than with two (bench/RESULTS.md).
+# On SQLite, where a statement is a call into the library, the compound statement cost more than the two
+# (read_model).
+_READ_MODEL_AND_ADAPTERS = Read(
+    adapters.with_summaries(
+        _MODEL_ROW,
+        sa.select(_M.c.id)
+        .join(_W, _W.c.id == _M.c.workspace_id)
+        .where(_W.c.name == sa.bindparam("workspace"), _M.c.name == sa.bindparam("model"))
+        .scalar_subquery(),
+    )
 )
 # get_with_access as a prebuilt read: the workspace's columns (w_...), the caller's role and the model's (m_...).
 _READ_ACCESS = Read(
@@ -73,7 +88,16 @@ def read_with_access(
 ) -> tuple[Row, str | None, Row | None] | None:
     """get_with_access's rows as dicts: the workspace's, the user's role and the model's (None when absent); None
     when the workspace does not exist."""
-    row = reader.first(_READ_ACCESS, workspace=workspace, model=name, user_id=user_id)
+    return _with_access(reader.first(_READ_ACCESS, workspace=workspace, model=name, user_id=user_id))
+
+
+async def read_with_access_async(
+    reader: AsyncReader, workspace: str, name: str, user_id: str
+) -> tuple[Row, str | None, Row | None] | None:
+    return _with_access(await reader.first(_READ_ACCESS, workspace=workspace, model=name, user_id=user_id))
+
+
+def _with_access(row: Row | None) -> tuple[Row, str | None, Row | None] | None:
     if row is None:
         return None
     workspace_row = {c.name: row[f"w_{c.name}"] for c in _W.c}
@@ -81,10 +105,21 @@ def read_with_access(
     return workspace_row, row["role"], model_row if model_row["id"] is not None else None
 
 
-def read_model(reader: Reader, workspace: str, name: str, user_id: str) -> Row | None:
-    """The row behind GET of a model (its `id` is None when the workspace exists but the model does not); None
-    when the workspace does not exist."""
-    return reader.first(_READ_MODEL, workspace=workspace, model=name, user_id=user_id)
+def read_model(reader: Reader, workspace: str, name: str, user_id: str) -> tuple[Row, list[Row]] | None:
+    """The row behind GET of a model (its `id` is None when the workspace exists but the model does not) and the
+    summaries of the model's adapters; None when the workspace does not exist."""
+    row = reader.first(_READ_MODEL, workspace=workspace, model=name, user_id=user_id)
+    if row is None:
+        return None
+    return row, adapters.summaries_of_model(reader, row["id"]) if row["id"] is not None else []
+
+
+async def read_model_async(
+    reader: AsyncReader, workspace: str, name: str, user_id: str
+) -> tuple[Row, list[Row]] | None:
+    """read_model from the event loop on PostgreSQL, in one statement (one round trip)."""
+    rows = await reader.all(_READ_MODEL_AND_ADAPTERS, workspace=workspace, model=name, user_id=user_id)
+    return (rows[0], adapters.summaries_in(rows)) if rows else None
 
 
 def get_model(session: Session, workspace_id: str, name: str) -> Model | None:

@@ -16,7 +16,7 @@ from modelyard.adapter import repository as adapters
 from modelyard.auth import Principal
 from modelyard.db import writes
 from modelyard.db.base import row_copy, utcnow
-from modelyard.db.reads import Reader
+from modelyard.db.reads import AsyncReader, Reader, Row
 from modelyard.db.unique import insert_row_unique
 from modelyard.errors import Conflict, Forbidden, NotFound
 from modelyard.event import service as events
@@ -96,7 +96,22 @@ def model_access(session: Session, principal: Principal, workspace: str, name: s
 def read_model_access(reader: Reader, principal: Principal, workspace: str, name: str, need: Role) -> ModelAccess:
     """model_access() from a prebuilt read: the workspace and the model are transient copies of their rows (no
     session holds them), for writes that add rows under the model and change nothing of it (a new version)."""
-    found = repository.read_with_access(reader, workspace, name, principal.user_id)
+    return _model_access_of(
+        repository.read_with_access(reader, workspace, name, principal.user_id), principal, workspace, name, need
+    )
+
+
+async def read_model_access_async(
+    reader: AsyncReader, principal: Principal, workspace: str, name: str, need: Role
+) -> ModelAccess:
+    """read_model_access from the event loop (PostgreSQL)."""
+    found = await repository.read_with_access_async(reader, workspace, name, principal.user_id)
+    return _model_access_of(found, principal, workspace, name, need)
+
+
+def _model_access_of(
+    found: tuple[Row, str | None, Row | None] | None, principal: Principal, workspace: str, name: str, need: Role
+) -> ModelAccess:
     if found is None:
         raise workspace_not_found(workspace)
     ws, role_value, model = found
@@ -121,9 +136,23 @@ def _check_access(
 def read_model(reader: Reader, principal: Principal, workspace: str, name: str) -> tuple[dict[str, Any], str]:
     """GET of a model without the ORM (the path fleets poll): the answer and its ETag. The access rules are
     model_access's."""
-    row = repository.read_model(reader, workspace, name, principal.user_id)
-    if row is None:
+    return _model_answer(repository.read_model(reader, workspace, name, principal.user_id), principal, workspace, name)
+
+
+async def read_model_async(
+    reader: AsyncReader, principal: Principal, workspace: str, name: str
+) -> tuple[dict[str, Any], str]:
+    """read_model from the event loop (PostgreSQL)."""
+    found = await repository.read_model_async(reader, workspace, name, principal.user_id)
+    return _model_answer(found, principal, workspace, name)
+
+
+def _model_answer(
+    found: tuple[Row, list[Row]] | None, principal: Principal, workspace: str, name: str
+) -> tuple[dict[str, Any], str]:
+    if found is None:
         raise workspace_not_found(workspace)
+    row, summaries = found
     _check_access(principal, workspace, name, row["role"], row["visibility"], Role.VIEWER)
     current = None
     if row["current_version_name"] is not None:
@@ -134,7 +163,7 @@ def read_model(reader: Reader, principal: Principal, workspace: str, name: str) 
             "digest": row["current_version_digest"],
             "spec": row["current_version_spec"],
         }
-    answer = _answer(row, row["workspace"], current, adapters.summaries_of_model(reader, row["id"]))
+    answer = _answer(row, row["workspace"], current, summaries)
     return answer, etag_for(row["id"], row["version"])
 
 

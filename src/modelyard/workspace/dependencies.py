@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from modelyard.auth import CurrentPrincipal, Principal, current_principal
-from modelyard.kit.routing import DbSession, run_db, run_read
+from modelyard.auth import CurrentPrincipal, current_principal
+from modelyard.kit.routing import DbSession, run_db, run_prebuilt
 from modelyard.workspace import service
 from modelyard.workspace.service import WorkspaceAccess
 from modelyard.workspace.tables import Role
@@ -16,25 +16,20 @@ from modelyard.workspace.tables import Role
 WorkspaceName = Annotated[str, Path(description="Workspace name", max_length=255)]
 
 
-def _read_access(request: Request, principal: Principal, ws: str, need: Role) -> WorkspaceAccess:
-    with request.app.state.ctx.db.reading() as reader:
-        return service.read_access(reader, principal, ws, need)
-
-
-# Readers and editors are checked with a prebuilt read, outside the request's session: a read opens none, and a
-# write's transaction (on SQLite, the write lock) starts at its first change instead of at the check. The services
-# use only the workspace's id and name at these roles; admins, who may change or delete the workspace itself, get
-# the row from the session. The caller is resolved here rather than declared as a sub-dependency: every
-# workspace-scoped request goes through these, and FastAPI's resolution of each dependency costs more than the
-# cached lookup it would run (current_principal remembers the caller on the request).
+# Readers and editors are checked with a prebuilt read on the event loop, outside the request's session: a read
+# opens none, and a write's transaction (on SQLite, the write lock) starts at its first change instead of at the
+# check. The services use only the workspace's id and name at these roles; admins, who may change or delete the
+# workspace itself, get the row from the session. The caller is resolved here rather than declared as a
+# sub-dependency: every workspace-scoped request goes through these, and FastAPI's resolution of each dependency
+# costs more than the cached lookup it would run (current_principal remembers the caller on the request).
 async def _reader(ws: WorkspaceName, request: Request) -> WorkspaceAccess:
     principal = await current_principal(request)
-    return await run_read(request, _read_access, request, principal, ws, Role.VIEWER)
+    return await run_prebuilt(request, service.read_access, service.read_access_async, principal, ws, Role.VIEWER)
 
 
 async def _editor(ws: WorkspaceName, request: Request) -> WorkspaceAccess:
     principal = await current_principal(request)
-    return await run_read(request, _read_access, request, principal, ws, Role.EDITOR)
+    return await run_prebuilt(request, service.read_access, service.read_access_async, principal, ws, Role.EDITOR)
 
 
 async def _admin(

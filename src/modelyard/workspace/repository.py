@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from modelyard.db.match import starts_with
-from modelyard.db.reads import Read, Reader, Row
+from modelyard.db.reads import AsyncReader, Read, Reader, Row
 from modelyard.identity.tables import User
 from modelyard.workspace.tables import Membership, Workspace
 
@@ -35,6 +35,10 @@ _READ_WITH_ROLE = Read(
 def read_with_role(reader: Reader, name: str, user_id: str) -> Row | None:
     """get_with_role as a prebuilt read: the workspace's columns plus `role`."""
     return reader.first(_READ_WITH_ROLE, name=name, user_id=user_id)
+
+
+async def read_with_role_async(reader: AsyncReader, name: str, user_id: str) -> Row | None:
+    return await reader.first(_READ_WITH_ROLE, name=name, user_id=user_id)
 
 
 def get_with_role(session: Session, name: str, user_id: str) -> tuple[Workspace, str | None] | None:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from modelyard.auth import Principal
 from modelyard.db.base import row_copy
-from modelyard.db.reads import Reader
+from modelyard.db.reads import AsyncReader, Reader
 from modelyard.db.unique import insert_unique
 from modelyard.errors import BadRequest, Conflict, Forbidden, NotFound
 from modelyard.event import service as events
@@ -60,7 +60,15 @@ def access(session: Session, principal: Principal, name: str, need: Role) -> Wor
 def read_access(reader: Reader, principal: Principal, name: str, need: Role) -> WorkspaceAccess:
     """access() from a prebuilt read: the workspace is a transient copy of its row (no session holds it, and it
     has no relationships to load), for callers that only use its id and name."""
-    row = repository.read_with_role(reader, name, principal.user_id)
+    return _access_of(repository.read_with_role(reader, name, principal.user_id), principal, name, need)
+
+
+async def read_access_async(reader: AsyncReader, principal: Principal, name: str, need: Role) -> WorkspaceAccess:
+    """read_access from the event loop (PostgreSQL)."""
+    return _access_of(await repository.read_with_role_async(reader, name, principal.user_id), principal, name, need)
+
+
+def _access_of(row: dict[str, Any] | None, principal: Principal, name: str, need: Role) -> WorkspaceAccess:
     if row is None:
         raise workspace_not_found(name)
     role = check_role(principal, name, row.pop("role"), need)
