@@ -53,3 +53,24 @@ def block_first(ctx: JobContext) -> dict[str, Any]:
         time.sleep(600)
     _append(directory, "completed", str(ctx.attempt))
     return {"completed_on": ctx.attempt}
+
+
+@job_kind("test.succeed_with_change")
+def succeed_with_change(ctx: JobContext) -> dict[str, Any]:
+    """Creates a workspace and records the job's success in the same transaction; with `steal`, another worker
+    has taken the job over before that transaction."""
+    from modelyard.job.tables import Job
+    from modelyard.workspace.tables import Workspace
+
+    result = {"made": ctx.payload["name"]}
+    if ctx.payload.get("steal"):
+        with ctx.transaction() as other:  # as another worker would, once this one's lease lapsed
+            job = other.get(Job, ctx.job_id)
+            assert job is not None
+            job.locked_by = "thief"
+    with ctx.transaction() as session:
+        session.add(Workspace(name=ctx.payload["name"]))
+        ctx.succeed(session, result)
+        if ctx.payload.get("fail_after"):
+            raise RuntimeError("the transaction fails after the success was recorded in it")
+    return result

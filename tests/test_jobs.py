@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 import tests.jobkinds  # noqa: F401  (registers the test job kinds)
@@ -160,6 +161,38 @@ def test_claims_take_a_dead_workers_job_first_then_the_queue_in_order(db: Databa
     assert finished == [orphan, *queued]
     assert _job(db, orphan).attempts == 2
     assert _job(db, orphan).locked_by == "test-worker"
+
+
+def test_a_handler_records_its_success_with_its_changes(db: Database, worker: Worker) -> None:
+    from modelyard.workspace.tables import Workspace
+
+    def workspace(name: str) -> Workspace | None:
+        with db.session(write=False) as session:
+            return session.scalar(sa.select(Workspace).where(Workspace.name == name))
+
+    done = _enqueue(db, "test.succeed_with_change", {"name": "made-by-job"})
+    assert worker.run_once()
+    job = _job(db, done)
+    assert (job.status, job.result, job.attempts, job.lease_expires_at) == (
+        "SUCCEEDED",
+        {"made": "made-by-job"},
+        1,
+        None,
+    )
+    assert workspace("made-by-job") is not None
+    # A transaction that fails after the record undoes both: the attempt failed, and nothing was made.
+    failed = _enqueue(db, "test.succeed_with_change", {"name": "never-made", "fail_after": True}, max_attempts=1)
+    assert worker.run_once()
+    job = _job(db, failed)
+    assert (job.status, job.attempts, job.result) == ("FAILED", 1, None)
+    assert "fails after the success" in (job.last_error or "")
+    assert workspace("never-made") is None
+    # Taken over by another worker meanwhile: the change commits, the job's row is left to its new worker.
+    stolen = _enqueue(db, "test.succeed_with_change", {"name": "made-anyway", "steal": True})
+    assert worker.run_once()
+    job = _job(db, stolen)
+    assert (job.status, job.locked_by, job.result) == ("RUNNING", "thief", None)
+    assert workspace("made-anyway") is not None
 
 
 def test_concurrent_workers_claim_each_job_once(db: Database, settings: Settings) -> None:

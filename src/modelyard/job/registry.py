@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,10 +13,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from modelyard.config import Settings
+from modelyard.db.base import utcnow
 from modelyard.db.engine import Database
+from modelyard.job import repository
+
+log = logging.getLogger("modelyard.worker")
 
 
-@dataclass(frozen=True)
+@dataclass
 class JobContext:
     job_id: str
     kind: str
@@ -24,12 +29,17 @@ class JobContext:
     db: Database
     settings: Settings
     worker_id: str
+    # Set by `succeed`: the job's success is recorded (or found taken over), and the worker records nothing more.
+    recorded: bool = False
 
-    @contextmanager
-    def reading(self) -> Iterator[Session]:
-        """A session for reads only: on SQLite it takes no write lock, so the API's writers need not wait for it."""
-        with self.db.session(write=False) as session:
-            yield session
+    def succeed(self, session: Session, result: dict[str, Any]) -> None:
+        """Record the job's success in the handler's last transaction, `session`, with the changes it made: one
+        transaction fewer per job than the worker's own record after the handler returns. The handler returns
+        `result` too. If the job was taken over meanwhile (this worker's lease lapsed), the handler's changes
+        still commit, as they would have before the record, and the job's row is left to its new worker."""
+        if not repository.finish(session, self.job_id, self.worker_id, **repository.succeeded(result, utcnow())):
+            log.warning("job %s: finished after its lease was taken over; result discarded", self.job_id)
+        self.recorded = True
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

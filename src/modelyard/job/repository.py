@@ -80,6 +80,18 @@ def extend_lease(session: Session, job_id: str, worker_id: str, until: datetime)
     return bool(result.rowcount)
 
 
+def succeeded(result: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
+    """The values of a job that ended well, for `finish`."""
+    return {
+        "status": JobStatus.SUCCEEDED.value,
+        "result": result,
+        "finished_at": now,
+        "last_error": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
+
+
 def finish(session: Session, job_id: str, worker_id: str, **values: object) -> bool:
     """Record the end of an attempt of a job this worker still holds; False when it is no longer ours."""
     result = session.connection().execute(sa.update(_J).where(_owned(job_id, worker_id)).values(**values))

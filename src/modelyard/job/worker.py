@@ -134,7 +134,8 @@ class Worker:
                 log.warning("job %s (%s) attempt %d failed: %s", job_id, kind, attempt, error)
                 self._record(ctx, failed=attempt >= max_attempts, error=error, retry=True)
             else:
-                self._record(ctx, failed=False, result=result)
+                if not ctx.recorded:
+                    self._record(ctx, failed=False, result=result)
         return True
 
     def _record(
@@ -150,7 +151,7 @@ class Worker:
         now = utcnow()
         values: dict[str, Any]
         if not failed and not retry:
-            values = {"status": JobStatus.SUCCEEDED.value, "result": result, "finished_at": now, "last_error": None}
+            values = repository.succeeded(result, now)
         elif failed:
             values = {
                 "status": JobStatus.FAILED.value,

@@ -220,6 +220,24 @@ def get_version(session: Session, model_id: str, name: str) -> ModelVersion | No
     return session.scalar(sa.select(ModelVersion).where(ModelVersion.model_id == model_id, ModelVersion.name == name))
 
 
+# What a version's validation job reads first: the version's state and paths, and its model's workspace (a path
+# such as 'fileset-name/subdir' is resolved in it).
+_TO_VALIDATE = Read(
+    sa.select(
+        _V.c.status.label("status"),
+        _V.c.model_path.label("model_path"),
+        _V.c.local_model_path.label("local_model_path"),
+        _W.c.name.label("workspace"),
+    )
+    .select_from(_V.outerjoin(_M, _M.c.id == _V.c.model_id).outerjoin(_W, _W.c.id == _M.c.workspace_id))
+    .where(_V.c.id == sa.bindparam("version_id"))
+)
+
+
+def read_version_to_validate(reader: Reader, version_id: str) -> Row | None:
+    return reader.first(_TO_VALIDATE, version_id=version_id)
+
+
 def get_version_by_id(session: Session, version_id: str) -> ModelVersion | None:
     return session.get(ModelVersion, version_id)
 

@@ -64,17 +64,15 @@ def _mark_failed(ctx: JobContext, error: str) -> None:
 @job_kind(service.VALIDATE_JOB, on_give_up=_mark_failed)
 def validate_version(ctx: JobContext) -> dict[str, Any]:
     version_id = ctx.payload["version_id"]
-    with ctx.reading() as session:
-        version = repository.get_version_by_id(session, version_id)
-        if version is None or version.status != VersionStatus.CREATING.value:
-            return {"skipped": version.status if version else "deleted"}
-        model = repository.get_model_by_id(session, version.model_id)
-        workspace = repository.workspace_name(session, model.workspace_id) if model else ""
-        model_path, local_path = version.model_path, version.local_model_path
+    with ctx.db.reading() as reader:
+        version = repository.read_version_to_validate(reader, version_id)
+    if version is None or version["status"] != VersionStatus.CREATING.value:
+        return {"skipped": version["status"] if version else "deleted"}
+    model_path, local_path = version["model_path"], version["local_model_path"]
     shown = model_path or local_path
     try:
         ref: SourceRef = (
-            parse_model_path(model_path, workspace, ["model_path"])
+            parse_model_path(model_path, version["workspace"] or "", ["model_path"])
             if model_path
             else parse_local_path(local_path, ctx.settings.allowed_local_roots)
         )
@@ -84,15 +82,12 @@ def validate_version(ctx: JobContext) -> dict[str, Any]:
             raise SourceError(f"The model path must exist and hold the model's files: '{shown}' is empty")
         manifest, digest, spec, config = inspect_files(source, files)
     except (SourceError, InspectError) as exc:
-        with ctx.transaction() as session:
-            service.finish_validation(session, version_id, ok=False, message=str(exc))
-        return {"status": "FAILED", "message": str(exc)}
+        return _failed(ctx, version_id, str(exc))
     except Exception as exc:
         if getattr(exc, "status_code", None) in (400, 404):  # a reference that stopped being valid
-            with ctx.transaction() as session:
-                service.finish_validation(session, version_id, ok=False, message=str(exc))
-            return {"status": "FAILED", "message": str(exc)}
+            return _failed(ctx, version_id, str(exc))
         raise
+    result = {"status": "READY", "digest": digest, "files": len(manifest)}
     with ctx.transaction() as session:
         service.finish_validation(
             session,
@@ -104,4 +99,14 @@ def validate_version(ctx: JobContext) -> dict[str, Any]:
             config=config,
             source={"pinned": source.pinned()} if source.pinned() else None,
         )
-    return {"status": "READY", "digest": digest, "files": len(manifest)}
+        ctx.succeed(session, result)
+    return result
+
+
+def _failed(ctx: JobContext, version_id: str, message: str) -> dict[str, Any]:
+    """The version FAILED with `message`: the job itself ends well, having settled the version."""
+    result = {"status": "FAILED", "message": message}
+    with ctx.transaction() as session:
+        service.finish_validation(session, version_id, ok=False, message=message)
+        ctx.succeed(session, result)
+    return result
