@@ -326,6 +326,14 @@ def test_cloudera_55_56_dataset_split(client: TestClient, llama: str) -> None:
         ("adapter", "model_version"),
         ("model_version", "model"),
     }
+    # GET by name (one prebuilt statement) answers exactly what the list (the ORM and refs_of) does, names included.
+    got = client.get(f"{WS}/adapters/adapter")
+    assert got.status_code == 200
+    assert (got.json()["fine_tuning_job"], got.json()["prompt"], got.json()["model_version"]) == ("job-1", "p", "v1")
+    listed = {a["name"]: a for a in client.get(f"{WS}/adapters").json()["data"]}
+    assert got.json() == listed["adapter"]
+    assert client.get(f"{WS}/adapters/adapter2").json() == listed["adapter2"]
+    assert client.get(f"{WS}/models/tiny-llama/adapters/adapter").json() == listed["adapter"]
 
 
 @pytest.mark.parametrize(("fraction", "split"), [(0, 0.9), (1.5, 0.9), (0.5, 0), (0.5, 1.01)])

@@ -3,6 +3,7 @@ databases, the cache's own rules, and the model list served from it, never older
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -66,6 +67,29 @@ def test_token_changes_with_every_commit_of_any_connection(db: Database) -> None
     assert after_session != before
     _commit_elsewhere(db, "UPDATE workspaces SET description = 'changed elsewhere'")
     assert _token(db) != after_session
+
+
+def test_the_token_read_on_the_event_loop_is_the_sessions(db: Database) -> None:
+    reads = db.async_reads
+    if reads is None:
+        pytest.skip("PostgreSQL only: SQLite's token is read on the loop as it is")
+
+    async def token() -> str:
+        async with reads.reading() as reader:
+            return await db.changes.token_async(reader)
+
+    async def run() -> None:
+        # Equal while nothing commits in between (other test processes may write to the cluster: try a few times).
+        equal = [await token() == _token(db) for _ in range(20)]
+        assert any(equal)
+        before = await token()
+        with db.session(write=True) as session:
+            session.add(Workspace(name="async-token-test"))
+            session.commit()
+        assert await token() != before
+        await reads.close()
+
+    asyncio.run(run())
 
 
 def test_no_token_for_a_session_that_has_already_read(db: Database) -> None:

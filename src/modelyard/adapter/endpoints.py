@@ -3,6 +3,7 @@ lineage."""
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from fastapi import Depends, Query, Request, Response, status
@@ -19,12 +20,11 @@ from modelyard.adapter.schemas import (
     LineageGraph,
 )
 from modelyard.adapter.tables import Adapter
-from modelyard.context import AppContext
 from modelyard.kit.answer_cache import NOT_MODIFIED
 from modelyard.kit.etag import etag_of
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, Page, list_params
-from modelyard.kit.routing import DbSession, api_router, run_db
+from modelyard.kit.routing import DbSession, api_router, cached_answer, run_db, run_prebuilt
 from modelyard.kit.schemas import read_model
 from modelyard.model.endpoints import ModelName
 from modelyard.model.service import ModelAccess, model_access
@@ -40,26 +40,25 @@ Filters = Annotated[ListQuery, Depends(list_params(AdapterFilters))]
 
 def adapters_read(session: Session, adapters: list[Adapter]) -> list[AdapterRead]:
     refs = repository.refs_of(session, adapters)
-    out = []
-    for adapter in adapters:
-        ref = refs[adapter.id]
-        source = {"type": adapter.source_type, **({"pinned": adapter.source_pinned} if adapter.source_pinned else {})}
-        out.append(
-            read_model(
-                AdapterRead,
-                adapter,
-                workspace=ref["workspace"],
-                model=ref["model"],
-                model_version=ref["model_version"],
-                fine_tuning_job=ref["fine_tuning_job"],
-                prompt=ref["prompt"],
-                source=source,
-                fileset=adapter.fileset or None,
-                location=adapter.location or None,
-                huggingface_name=adapter.huggingface_name or None,
-            )
-        )
-    return out
+    return [adapter_read(adapter, refs[adapter.id]) for adapter in adapters]
+
+
+def adapter_read(adapter: Adapter, ref: dict[str, str | None]) -> AdapterRead:
+    """An adapter's answer from its row and the names of what it refers to (repository.refs_of)."""
+    source = {"type": adapter.source_type, **({"pinned": adapter.source_pinned} if adapter.source_pinned else {})}
+    return read_model(
+        AdapterRead,
+        adapter,
+        workspace=ref["workspace"],
+        model=ref["model"],
+        model_version=ref["model_version"],
+        fine_tuning_job=ref["fine_tuning_job"],
+        prompt=ref["prompt"],
+        source=source,
+        fileset=adapter.fileset or None,
+        location=adapter.location or None,
+        huggingface_name=adapter.huggingface_name or None,
+    )
 
 
 def _ctx(request: Request) -> service.Context:
@@ -97,42 +96,42 @@ def create_adapter(
     return adapters_read(session, [adapter])[0]
 
 
-def _adapter_page(
+def _adapter_page(session: Session, access: WorkspaceAccess, query: ListQuery, model: str | None) -> bytes:
+    base = _nested_model(session, access, model).model if model is not None else None
+    rows, pagination, token = service.list_adapters(session, access, query, model=base)
+    page = Page[AdapterRead](data=adapters_read(session, rows), pagination=pagination, next_page_token=token)
+    return page.model_dump_json().encode()
+
+
+async def _adapters(
     request: Request, session: Session, access: WorkspaceAccess, query: ListQuery, model: str | None
 ) -> Response:
-    def build() -> bytes:
-        base = _nested_model(session, access, model).model if model is not None else None
-        rows, pagination, token = service.list_adapters(session, access, query, model=base)
-        page = Page[AdapterRead](data=adapters_read(session, rows), pagination=pagination, next_page_token=token)
-        return page.model_dump_json().encode()
-
     # What serving fleets poll (the enabled adapters of a base model). Kept per caller: a base model named in
     # another workspace resolves (or not) by the caller's memberships.
-    ctx: AppContext = request.app.state.ctx
     key = ("adapters", access.principal.user_id, access.workspace.id, model, query.key())
-    return ctx.answers.answer(key, session, ctx.db.changes, build).response()
+    return await cached_answer(request, key, session, functools.partial(_adapter_page, session, access, query, model))
 
 
-def _adapter_answer(
-    session: Session, access: WorkspaceAccess, adapter: str, model: str | None, response: Response
+def _model_adapter_answer(
+    session: Session, access: WorkspaceAccess, adapter: str, model: str, response: Response
 ) -> AdapterRead:
-    base = _nested_model(session, access, model).model if model is not None else None
-    found = service.get_adapter(session, access, adapter, base)
+    found = service.get_adapter(session, access, adapter, _nested_model(session, access, model).model)
     response.headers["ETag"] = etag_of(found)
     return adapters_read(session, [found])[0]
 
 
-# The reads a serving fleet polls run through run_db: on SQLite, on the event loop without a thread hand-off.
+# The reads a serving fleet polls run on the event loop (kit.routing.cached_answer, run_prebuilt), without a thread
+# hand-off: on SQLite all of them; on PostgreSQL a kept page and GET of an adapter.
 @router.get("/adapters", response_model=Page[AdapterRead], responses=NOT_MODIFIED)
 async def list_adapters(access: WorkspaceReader, session: DbSession, query: Filters, request: Request) -> Response:
-    return await run_db(request, _adapter_page, request, session, access, query, None)
+    return await _adapters(request, session, access, query, None)
 
 
 @router.get("/adapters/{adapter}")
-async def get_adapter(
-    adapter: str, access: WorkspaceReader, session: DbSession, request: Request, response: Response
-) -> AdapterRead:
-    return await run_db(request, _adapter_answer, session, access, adapter, None, response)
+async def get_adapter(adapter: str, access: WorkspaceReader, request: Request, response: Response) -> AdapterRead:
+    found, refs = await run_prebuilt(request, service.read_adapter, service.read_adapter_async, access, adapter)
+    response.headers["ETag"] = etag_of(found)
+    return adapter_read(found, refs)
 
 
 @router.patch("/adapters/{adapter}")
@@ -195,14 +194,14 @@ def create_model_adapter(
 async def list_model_adapters(
     model: ModelName, access: WorkspaceReader, session: DbSession, query: Filters, request: Request
 ) -> Response:
-    return await run_db(request, _adapter_page, request, session, access, query, model)
+    return await _adapters(request, session, access, query, model)
 
 
 @router.get("/models/{model}/adapters/{adapter}")
 async def get_model_adapter(
     model: ModelName, adapter: str, access: WorkspaceReader, session: DbSession, request: Request, response: Response
 ) -> AdapterRead:
-    return await run_db(request, _adapter_answer, session, access, adapter, model, response)
+    return await run_db(request, _model_adapter_answer, session, access, adapter, model, response)
 
 
 @router.patch("/models/{model}/adapters/{adapter}")

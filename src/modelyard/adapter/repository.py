@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from modelyard.adapter.tables import Adapter
 from modelyard.db.match import starts_with
-from modelyard.db.reads import Read, Reader, Row
+from modelyard.db.reads import AsyncReader, Read, Reader, Row
 from modelyard.fileset.tables import Fileset
 from modelyard.lineage.tables import FineTuningJob, Prompt
 from modelyard.model.tables import Model, ModelVersion
@@ -130,6 +130,49 @@ def of_models(session: Session, model_ids: list[str]) -> dict[str, list[tuple[Ad
     for adapter, workspace in rows:
         out.setdefault(adapter.model_id, []).append((adapter, workspace))
     return out
+
+
+_MW = Workspace.__table__.alias("model_workspace")
+_M = Model.__table__
+_JOB, _PROMPT = FineTuningJob.__table__, Prompt.__table__
+# GET of an adapter by name without the ORM: the adapter's row with the names its answer shows for its ids, in one
+# statement (refs_of's lookups as outer joins), keyed by column name and by the names `ref_<field>`.
+_READ_ADAPTER = Read(
+    sa.select(
+        *(c.label(c.name) for c in _A.c),
+        (_MW.c.name + "/" + _M.c.name).label("ref_model"),
+        _BOUND.c.name.label("ref_model_version"),
+        _JOB.c.name.label("ref_fine_tuning_job"),
+        _PROMPT.c.name.label("ref_prompt"),
+    )
+    .select_from(
+        _A.outerjoin(_M, _M.c.id == _A.c.model_id)
+        .outerjoin(_MW, _MW.c.id == _M.c.workspace_id)
+        .outerjoin(_BOUND, _BOUND.c.id == _A.c.model_version_id)
+        .outerjoin(_JOB, _JOB.c.id == _A.c.fine_tuning_job_id)
+        .outerjoin(_PROMPT, _PROMPT.c.id == _A.c.prompt_id)
+    )
+    .where(_A.c.workspace_id == sa.bindparam("workspace_id"), _A.c.name == sa.bindparam("name"))
+)
+_REF_FIELDS = ("model", "model_version", "fine_tuning_job", "prompt")
+
+
+def read_with_refs(reader: Reader, workspace_id: str, name: str) -> tuple[Row, dict[str, str | None]] | None:
+    """The adapter's row and the names of what it refers to (as refs_of gives them, but the workspace's); None
+    when the workspace has no such adapter."""
+    return _with_refs(reader.first(_READ_ADAPTER, workspace_id=workspace_id, name=name))
+
+
+async def read_with_refs_async(
+    reader: AsyncReader, workspace_id: str, name: str
+) -> tuple[Row, dict[str, str | None]] | None:
+    return _with_refs(await reader.first(_READ_ADAPTER, workspace_id=workspace_id, name=name))
+
+
+def _with_refs(row: Row | None) -> tuple[Row, dict[str, str | None]] | None:
+    if row is None:
+        return None
+    return {c.name: row[c.name] for c in _A.c}, {key: row[f"ref_{key}"] for key in _REF_FIELDS}
 
 
 def refs_of(session: Session, adapters: list[Adapter]) -> dict[str, dict[str, str | None]]:

@@ -18,7 +18,9 @@ from modelyard.adapter import inspection, repository
 from modelyard.adapter.tables import Adapter
 from modelyard.auth import Principal
 from modelyard.config import Settings
+from modelyard.db.base import row_copy
 from modelyard.db.engine import Database
+from modelyard.db.reads import AsyncReader, Reader
 from modelyard.db.unique import insert_unique
 from modelyard.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
 from modelyard.event import service as events
@@ -96,6 +98,28 @@ def not_found(name: str, workspace: str) -> NotFound:
         error_code="ADAPTER_NOT_FOUND",
         solution_msg=f"List the adapters with GET /v1/workspaces/{workspace}/adapters",
     )
+
+
+def read_adapter(reader: Reader, ws: WorkspaceAccess, name: str) -> tuple[Adapter, dict[str, str | None]]:
+    """GET of an adapter without the ORM (the path serving fleets poll): a transient copy of its row and the names
+    its answer shows (repository.refs_of's)."""
+    return _adapter_with_refs(repository.read_with_refs(reader, ws.workspace.id, name), ws, name)
+
+
+async def read_adapter_async(
+    reader: AsyncReader, ws: WorkspaceAccess, name: str
+) -> tuple[Adapter, dict[str, str | None]]:
+    """read_adapter from the event loop (PostgreSQL)."""
+    return _adapter_with_refs(await repository.read_with_refs_async(reader, ws.workspace.id, name), ws, name)
+
+
+def _adapter_with_refs(
+    found: tuple[dict[str, Any], dict[str, str | None]] | None, ws: WorkspaceAccess, name: str
+) -> tuple[Adapter, dict[str, str | None]]:
+    if found is None:
+        raise not_found(name, ws.workspace.name)
+    row, refs = found
+    return row_copy(Adapter, row), {**refs, "workspace": ws.workspace.name}
 
 
 def get_adapter(session: Session, ws: WorkspaceAccess, name: str, model: Model | None = None) -> Adapter:

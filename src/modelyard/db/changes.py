@@ -23,9 +23,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from modelyard.db.reads import AsyncReader, Read
 from modelyard.db.urls import sqlite_file
 
 _SNAPSHOT = sa.text("SELECT pg_current_snapshot()::text")
+_SNAPSHOT_READ = Read(sa.select(sa.cast(sa.func.pg_current_snapshot(), sa.Text).label("token")))
 
 
 class ChangeWatch:
@@ -55,6 +57,12 @@ class ChangeWatch:
                 # the next one opens a new connection.
                 self._close()
                 return None
+
+    async def token_async(self, reader: AsyncReader) -> str:
+        """The token on PostgreSQL, read on the event loop (in autocommit: read it before the data it guards)."""
+        row = await reader.first(_SNAPSHOT_READ)
+        assert row is not None
+        return str(row["token"])
 
     def _close(self) -> None:
         if self._sqlite is not None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from contextvars import ContextVar
 from enum import Enum
-from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar, cast
 
 from anyio import CapacityLimiter, to_thread
 from anyio.lowlevel import RunVar
@@ -29,6 +29,7 @@ from modelyard.db.engine import WriteTurnBusy
 from modelyard.db.reads import AsyncReader, Reader
 from modelyard.errors import ERROR_RESPONSES, PayloadTooLarge
 from modelyard.kit import idempotency
+from modelyard.kit.answer_cache import Answer
 from modelyard.kit.etag import header_matches
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -96,6 +97,27 @@ async def run_prebuilt(
             return on_sqlite(reader, *args, **kwargs)
     async with db.async_reads.reading() as async_reader:
         return await on_postgres(async_reader, *args, **kwargs)
+
+
+async def cached_answer(request: Request, key: Hashable, session: Session, build: Callable[[], bytes]) -> Response:
+    """A polled list's answer: the one kept in the answer cache (kit.answer_cache) while the database's change
+    token is the same, else `build()`'s (which reads through `session`), kept.
+
+    On PostgreSQL the token is read on the event loop (Database.async_reads), so a kept answer goes out without a
+    thread hand-off or a transaction; only a miss builds the answer, in a read thread, in the session's snapshot,
+    which is taken after the token was read (an answer at least as new as its token). On SQLite it all runs on the
+    loop (run_db)."""
+    ctx = request.app.state.ctx
+    reads = ctx.db.async_reads
+    if reads is None or not ctx.answers.enabled:
+        return await run_db(request, lambda: ctx.answers.answer(key, session, ctx.db.changes, build).response())
+    async with reads.reading() as reader:
+        token = await ctx.db.changes.token_async(reader)
+    found = ctx.answers.get(key, token)
+    if found is None:
+        found = Answer.of(await run_db(request, build))
+        ctx.answers.put(key, token, found)
+    return cast(Response, found.response())
 
 
 # Reads on PostgreSQL run in at most this many threads at once per server process (the rest queue, in order).

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from modelyard.auth import CurrentPrincipal, current_principal
-from modelyard.context import AppContext
 from modelyard.kit.answer_cache import NOT_MODIFIED
 from modelyard.kit.etag import etag_for, etag_of
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, NoFilters, Page, Pagination, list_params
 from modelyard.kit.responses import JSONBytes, json_bytes
-from modelyard.kit.routing import DbSession, api_router, inline_write, run_db, run_prebuilt
+from modelyard.kit.routing import DbSession, api_router, cached_answer, inline_write, run_db, run_prebuilt
 from modelyard.kit.schemas import read_model
 from modelyard.model import repository, service
 from modelyard.model.schemas import (
@@ -142,19 +142,13 @@ def _replaced(
     return answer
 
 
-def _model_page(request: Request, session: Session, access: WorkspaceAccess, query: ListQuery) -> Response:
-    def build() -> bytes:
-        answers, pagination, token = service.list_models(session, access, query)
-        return json_bytes({"data": answers, "pagination": pagination.model_dump(), "next_page_token": token})
-
-    # A page depends on the workspace and the query only (every reader of a workspace sees all of its models), so
-    # one kept answer serves every poller until a commit anywhere changes the database.
-    ctx: AppContext = request.app.state.ctx
-    return ctx.answers.answer(("models", access.workspace.id, query.key()), session, ctx.db.changes, build).response()
+def _model_page(session: Session, access: WorkspaceAccess, query: ListQuery) -> bytes:
+    answers, pagination, token = service.list_models(session, access, query)
+    return json_bytes({"data": answers, "pagination": pagination.model_dump(), "next_page_token": token})
 
 
-# GET of a model and the list are what pipelines and serving fleets poll: through run_db they run on the event
-# loop on SQLite, without a thread hand-off per call.
+# GET of a model and the list are what pipelines and serving fleets poll: they run on the event loop without a
+# thread hand-off (kit.routing.cached_answer, run_prebuilt): on SQLite all of them; on PostgreSQL GET and a kept page.
 @router.get(MODELS, response_model=Page[ModelRead], responses=NOT_MODIFIED)
 async def list_models(
     access: WorkspaceReader,
@@ -162,7 +156,10 @@ async def list_models(
     query: Annotated[ListQuery, Depends(list_params(ModelFilters))],
     request: Request,
 ) -> Response:
-    return await run_db(request, _model_page, request, session, access, query)
+    # A page depends on the workspace and the query only (every reader of a workspace sees all of its models), so
+    # one kept answer serves every poller until a commit anywhere changes the database.
+    key = ("models", access.workspace.id, query.key())
+    return await cached_answer(request, key, session, functools.partial(_model_page, session, access, query))
 
 
 @router.get(MODELS + "/{model}", response_model=ModelRead)
