@@ -108,7 +108,9 @@ def test_permanent_error_and_unknown_kind_fail_at_once(db: Database, worker: Wor
     assert "No handler for job kind 'test.no-such-kind'" in (_job(db, unknown).last_error or "")
 
 
-def test_heartbeat_keeps_a_long_job_leased(db: Database, settings: Settings) -> None:
+@pytest.mark.parametrize("stopping", [False, True], ids=["running", "asked-to-stop"])
+def test_heartbeat_keeps_a_long_job_leased(db: Database, settings: Settings, stopping: bool) -> None:
+    """While the job runs, and still once its worker is asked to stop: the job goes on, and keeps its lease."""
     short = settings.model_copy(update={"job_lease_seconds": 0.6})
     first = Worker(db, short, name="first")
     second = Worker(db, short, name="second")
@@ -116,6 +118,8 @@ def test_heartbeat_keeps_a_long_job_leased(db: Database, settings: Settings) -> 
     first.start()
     try:
         _wait(lambda: _job(db, job_id).status == "RUNNING")
+        if stopping:
+            first.stop_event.set()
         deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline:  # well past the 0.6 s lease
             assert second.run_once() is False
@@ -126,35 +130,21 @@ def test_heartbeat_keeps_a_long_job_leased(db: Database, settings: Settings) -> 
     assert _job(db, job_id).attempts == 1
 
 
-def test_a_job_running_when_its_worker_stops_keeps_its_lease(db: Database, settings: Settings) -> None:
-    short = settings.model_copy(update={"job_lease_seconds": 0.6})
-    first = Worker(db, short, name="first")
-    second = Worker(db, short, name="second")
-    job_id = _enqueue(db, "test.sleep", {"seconds": 2.0})
-    first.start()
-    try:
-        _wait(lambda: _job(db, job_id).status == "RUNNING")
-        first.stop_event.set()  # asked to stop; the job it runs goes on
-        deadline = time.monotonic() + 1.5
-        while time.monotonic() < deadline:  # well past the 0.6 s lease
-            assert second.run_once() is False
-            time.sleep(0.1)
-        _wait(lambda: _job(db, job_id).status == "SUCCEEDED")
-    finally:
-        first.stop()
-    assert _job(db, job_id).attempts == 1
+def _orphan(db: Database, job_id: str) -> None:
+    """Make the job one that a worker claimed and died on: RUNNING, its lease expired, on its first attempt."""
+    from modelyard.db.base import utcnow
+
+    with db.session(write=True) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        job.status, job.attempts, job.locked_by, job.lease_expires_at = "RUNNING", 1, "ghost", utcnow()
+        session.commit()
 
 
 def test_claims_take_a_dead_workers_job_first_then_the_queue_in_order(db: Database, worker: Worker) -> None:
     queued = [_enqueue(db, "test.echo", {"n": i}) for i in range(3)]
     orphan = _enqueue(db, "test.echo", {"n": "orphan"})
-    with db.session(write=True) as session:
-        job = session.get(Job, orphan)
-        assert job is not None
-        from modelyard.db.base import utcnow
-
-        job.status, job.attempts, job.locked_by, job.lease_expires_at = "RUNNING", 1, "ghost", utcnow()
-        session.commit()
+    _orphan(db, orphan)
     finished = []
     while worker.run_once():
         finished.append(next(j for j in [orphan, *queued] if _job(db, j).status == "SUCCEEDED" and j not in finished))
@@ -255,14 +245,7 @@ def test_killed_worker_job_runs_again_after_lease(db: Database, settings: Settin
 
 def test_dead_worker_on_last_attempt_gives_up(db: Database, settings: Settings) -> None:
     job_id = _enqueue(db, "test.echo", max_attempts=1)
-    # Simulate a worker that claimed the job and died: RUNNING with an expired lease on its last attempt.
-    with db.session(write=True) as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        from modelyard.db.base import utcnow
-
-        job.status, job.attempts, job.locked_by, job.lease_expires_at = "RUNNING", 1, "ghost", utcnow()
-        session.commit()
+    _orphan(db, job_id)  # its worker died on its last attempt
     Worker(db, settings, name="w").run_once()
     job = _job(db, job_id)
     assert job.status == "FAILED"
