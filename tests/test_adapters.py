@@ -151,6 +151,17 @@ def test_cloudera_44_45_list_and_get(client: TestClient, llama: str) -> None:
     r = client.get(f"{WS}/adapters/a3")
     assert r.status_code == 404
     assert error_shape(r)["error_msg"] == "Adapter 'a3' not found in workspace 'default'"
+    # Under its model too; under another model of the workspace it is not there, and a missing model is named.
+    flat = client.get(f"{WS}/adapters/a1")
+    nested = client.get(f"{WS}/models/{llama}/adapters/a1")
+    assert (nested.status_code, nested.json(), nested.headers["etag"]) == (200, flat.json(), flat.headers["etag"])
+    assert client.post(f"{WS}/models", json={"name": "other"}).status_code == 201
+    r = client.get(f"{WS}/models/other/adapters/a1")
+    assert r.status_code == 404
+    assert error_shape(r)["error_code"] == "ADAPTER_NOT_FOUND"
+    r = client.get(f"{WS}/models/missing/adapters/a1")
+    assert r.status_code == 404
+    assert "missing" in error_shape(r)["error_msg"]
 
 
 def test_cloudera_46_names(client: TestClient, llama: str) -> None:

@@ -24,7 +24,7 @@ from modelyard.kit.answer_cache import NOT_MODIFIED
 from modelyard.kit.etag import etag_of
 from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, Page, list_params
-from modelyard.kit.routing import DbSession, api_router, cached_answer, run_db, run_prebuilt
+from modelyard.kit.routing import DbSession, api_router, cached_answer, run_prebuilt
 from modelyard.kit.schemas import read_model
 from modelyard.model.endpoints import ModelName
 from modelyard.model.service import ModelAccess, model_access
@@ -112,14 +112,6 @@ async def _adapters(
     return await cached_answer(request, key, session, functools.partial(_adapter_page, session, access, query, model))
 
 
-def _model_adapter_answer(
-    session: Session, access: WorkspaceAccess, adapter: str, model: str, response: Response
-) -> AdapterRead:
-    found = service.get_adapter(session, access, adapter, _nested_model(session, access, model).model)
-    response.headers["ETag"] = etag_of(found)
-    return adapters_read(session, [found])[0]
-
-
 # The reads a serving fleet polls run on the event loop (kit.routing.cached_answer, run_prebuilt), without a thread
 # hand-off: on SQLite all of them; on PostgreSQL a kept page and GET of an adapter.
 @router.get("/adapters", response_model=Page[AdapterRead], responses=NOT_MODIFIED)
@@ -199,9 +191,13 @@ async def list_model_adapters(
 
 @router.get("/models/{model}/adapters/{adapter}")
 async def get_model_adapter(
-    model: ModelName, adapter: str, access: WorkspaceReader, session: DbSession, request: Request, response: Response
+    model: ModelName, adapter: str, access: WorkspaceReader, request: Request, response: Response
 ) -> AdapterRead:
-    return await run_db(request, _model_adapter_answer, session, access, adapter, model, response)
+    found, refs = await run_prebuilt(
+        request, service.read_model_adapter, service.read_model_adapter_async, access, model, adapter
+    )
+    response.headers["ETag"] = etag_of(found)
+    return adapter_read(found, refs)
 
 
 @router.patch("/models/{model}/adapters/{adapter}")

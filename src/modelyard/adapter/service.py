@@ -113,6 +113,31 @@ async def read_adapter_async(
     return _adapter_with_refs(await repository.read_with_refs_async(reader, ws.workspace.id, name), ws, name)
 
 
+def read_model_adapter(
+    reader: Reader, ws: WorkspaceAccess, model: str, name: str
+) -> tuple[Adapter, dict[str, str | None]]:
+    """read_adapter under a model of the workspace (the nested path): the model must be readable, and the
+    adapter one of its own."""
+    base = model_service.read_model_access(reader, ws.principal, ws.workspace.name, model, Role.VIEWER).model
+    return _of_model(read_adapter(reader, ws, name), base, ws, name)
+
+
+async def read_model_adapter_async(
+    reader: AsyncReader, ws: WorkspaceAccess, model: str, name: str
+) -> tuple[Adapter, dict[str, str | None]]:
+    """read_model_adapter from the event loop (PostgreSQL)."""
+    access = await model_service.read_model_access_async(reader, ws.principal, ws.workspace.name, model, Role.VIEWER)
+    return _of_model(await read_adapter_async(reader, ws, name), access.model, ws, name)
+
+
+def _of_model(
+    found: tuple[Adapter, dict[str, str | None]], model: Model, ws: WorkspaceAccess, name: str
+) -> tuple[Adapter, dict[str, str | None]]:
+    if found[0].model_id != model.id:
+        raise not_found(name, ws.workspace.name)
+    return found
+
+
 def _adapter_with_refs(
     found: tuple[dict[str, Any], dict[str, str | None]] | None, ws: WorkspaceAccess, name: str
 ) -> tuple[Adapter, dict[str, str | None]]:
