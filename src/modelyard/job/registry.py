@@ -18,6 +18,8 @@ from modelyard.db.engine import Database
 from modelyard.job import repository
 
 log = logging.getLogger("modelyard.worker")
+# Logged when a job's end is recorded after another worker took the job over (this worker's lease had lapsed).
+TAKEN_OVER = "job %s: finished after its lease was taken over; result discarded"
 
 
 @dataclass
@@ -38,7 +40,7 @@ class JobContext:
         `result` too. If the job was taken over meanwhile (this worker's lease lapsed), the handler's changes
         still commit, as they would have before the record, and the job's row is left to its new worker."""
         if not repository.finish(session, self.job_id, self.worker_id, **repository.succeeded(result, utcnow())):
-            log.warning("job %s: finished after its lease was taken over; result discarded", self.job_id)
+            log.warning(TAKEN_OVER, self.job_id)
         self.recorded = True
 
     @contextmanager

@@ -21,6 +21,7 @@ from modelyard.db.base import utcnow
 from modelyard.db.engine import Database
 from modelyard.job import repository
 from modelyard.job.registry import (
+    TAKEN_OVER,
     JobContext,
     PermanentJobError,
     get_give_up_hook,
@@ -172,7 +173,7 @@ class Worker:
             ours = repository.finish(session, job_id, worker_id, **values)
             session.commit()
         if not ours:
-            log.warning("job %s: finished after its lease was taken over; result discarded", job_id)
+            log.warning(TAKEN_OVER, job_id)
         elif failed:
             log.error("job %s failed for good after attempt %d: %s", job_id, attempt, error)
             hook = get_give_up_hook(ctx.kind)

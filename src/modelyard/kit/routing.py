@@ -57,7 +57,8 @@ def runs_inline(request: Request) -> bool:
     """Whether this request's database work may run on the event loop instead of in a worker thread: reads on
     SQLite. A WAL reader never waits for a lock and an indexed lookup takes microseconds, less than handing the
     call to a thread and back; writes (which may wait for SQLite's write lock) and PostgreSQL (a network round
-    trip per query) always go to a thread."""
+    trip per query) go to a thread. (The prebuilt reads of `run_prebuilt` and `cached_answer`'s token are awaited
+    on the loop on PostgreSQL too.)"""
     return request.method in SAFE_METHODS and bool(request.app.state.ctx.db.is_sqlite)
 
 
