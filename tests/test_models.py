@@ -8,6 +8,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -723,3 +724,81 @@ def test_an_unnamed_version_of_a_model_deleted_meanwhile_is_a_404(client: TestCl
             service.create_version(session, access, version_body("default/x", name=None), [])
         session.rollback()
     assert count_rows(db, "model_versions") == 0
+
+
+def _paths_taken(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Which of the service's two ways of creating a model runs from now on: "session" or "one statement"."""
+    taken: list[str] = []
+    on_session, in_one_statement = service.create_model, service.create_model_async
+
+    def through_session(*args: Any, **kwargs: Any) -> Any:
+        taken.append("session")
+        return on_session(*args, **kwargs)
+
+    async def as_one_statement(*args: Any, **kwargs: Any) -> Any:
+        row = await in_one_statement(*args, **kwargs)
+        taken.append("one statement" if row is not None else "declined")
+        return row
+
+    monkeypatch.setattr(service, "create_model", through_session)
+    monkeypatch.setattr(service, "create_model_async", as_one_statement)
+    return taken
+
+
+def test_a_plain_create_is_one_statement_on_postgres(
+    client: TestClient, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a model without a template or a version goes in as one statement on the event loop (its row,
+    labels and event); what it stores and answers is what the session path would, as on SQLite."""
+    taken = _paths_taken(monkeypatch)
+    labels = {"team": "search", "stage": "dev"}
+    r = client.post(MODELS, json={"name": "one", "labels": labels, "description": "d", "visibility": "PUBLIC"})
+    assert r.status_code == 201, r.text
+    assert taken == (["session"] if db.is_sqlite else ["one statement"])  # SQLite's INSERTs change one table each
+    created = r.json()
+    assert (created["new_version"], created["coercions"]) == (None, [])
+    got = client.get(f"{MODELS}/one")
+    assert {k: v for k, v in created.items() if k not in ("new_version", "coercions")} == got.json()
+    assert r.headers["etag"] == got.headers["etag"]
+    found = client.get(MODELS, params={"label": "stage:dev"}).json()["data"]
+    assert [m["name"] for m in found] == ["one"]
+    events = client.get(f"{WS}/events", params={"action": "model.created"}).json()["data"]
+    assert [(e["resource"]["name"], e["changes"]) for e in events] == [
+        ("one", {"model_type": "GENERIC", "visibility": "PUBLIC"})
+    ]
+
+    # A second model of that name: 409, and nothing of it stored (no label, no event).
+    again = client.post(MODELS, json={"name": "one", "labels": {"team": "other"}})
+    assert again.status_code == 409
+    assert error_shape(again)["error_code"] == "MODEL_ALREADY_EXISTS"
+    assert count_rows(db, "models") == 1
+    assert count_rows(db, "model_labels") == 2
+    assert len(client.get(f"{WS}/events", params={"action": "model.created"}).json()["data"]) == 1
+    assert client.get(f"{MODELS}/one").json()["labels"] == labels
+
+
+def test_a_create_the_statement_cannot_make_takes_the_session_path(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first version, a template (read and checked in the session), or an Idempotency-Key (whose record commits
+    with the change) goes through the session."""
+    upload(client, "files", llama_files())
+    template = {
+        "name": "tpl",
+        "endpoint_type": "SYNC",
+        "model_type": "COMPLETION",
+        "vendor_configuration": {"bundle_config": {"registry": "r", "image": "i", "tag": "1"}},
+    }
+    assert client.post(f"{WS}/model-templates", json=template).status_code == 201
+    taken = _paths_taken(monkeypatch)
+    r = client.post(MODELS, json={"name": "versioned", "version": version_body("files")})
+    assert r.status_code == 201, r.text
+    assert r.json()["new_version"]["name"] == "v1"
+    templated = client.post(MODELS, json={"name": "templated", "model_template": "tpl"})
+    assert templated.status_code == 201, templated.text
+    keyed = client.post(MODELS, json={"name": "keyed"}, headers={"Idempotency-Key": "create-keyed-1"})
+    assert keyed.status_code == 201
+    declined = [] if client.app.state.ctx.db.is_sqlite else ["declined"]  # the template's model: seen, declined
+    assert taken == ["session", *declined, "session", "session"]
+    replay = client.post(MODELS, json={"name": "keyed"}, headers={"Idempotency-Key": "create-keyed-1"})
+    assert (replay.status_code, replay.json()["id"]) == (201, keyed.json()["id"])

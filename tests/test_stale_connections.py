@@ -197,6 +197,57 @@ def test_a_write_that_meets_a_dropped_connection_is_invalidated(tagged: Callable
         assert session.scalars(sa.select(Workspace.name).order_by(Workspace.name)).all() == ["kept"]
 
 
+def _new_model(t: Tagged, name: str) -> tuple[dict[str, object], dict[str, object]]:
+    """A model's row and its event, for a workspace "kept" that `_workspace` made."""
+    from modelyard.event import service as events
+    from modelyard.model import repository as models
+
+    with t.db.reading() as reader:
+        workspace_id = reader.all(Read(sa.select(Workspace.id.label("id"))))[0]["id"]
+    row = models.new_model_row({"workspace_id": workspace_id, "name": name})
+    event = events.new_row(actor="a", action="model.created", kind="model", name=name, resource_id=row["id"])
+    return row, event
+
+
+def _model_names(t: Tagged) -> list[str]:
+    from modelyard.model.tables import Model
+
+    with t.db.session(write=False) as session:
+        return list(session.scalars(sa.select(Model.name).order_by(Model.name)))
+
+
+@pytest.mark.parametrize("ping_after", [0.0, _NEVER], ids=["idle-pinged", "not-pinged"])
+def test_a_write_on_the_event_loop_is_never_run_twice(tagged: Callable[..., Tagged], ping_after: float) -> None:
+    """A one-statement write (modelyard.db.writes.Guarded) may have committed when its connection drops, so it is
+    not run again: the caller gets the 503's error. A kept connection that sat idle is pinged first, so a server
+    restarted meanwhile costs no failed write."""
+    from modelyard.model import repository as models
+
+    t = tagged(ping_after)
+    _workspace(t.db, "kept")
+    reads = t.db.async_reads
+    assert reads is not None
+
+    async def run() -> None:
+        async with reads.writing() as writer:
+            assert await models.insert_model_async(writer, *_new_model(t, "first"))
+        t.drop_connections()  # the kept asyncio connection among them
+        async with reads.writing() as writer:
+            if ping_after == _NEVER:
+                with pytest.raises(sa.exc.DBAPIError) as failed:
+                    await models.insert_model_async(writer, *_new_model(t, "lost"))
+                assert failed.value.connection_invalidated
+            else:
+                assert await models.insert_model_async(writer, *_new_model(t, "after-restart"))
+        async with reads.writing() as writer:  # on a new connection
+            assert await models.insert_model_async(writer, *_new_model(t, "next"))
+        await reads.close()
+
+    asyncio.run(run())
+    survivor = "after-restart" if ping_after == 0.0 else None
+    assert _model_names(t) == sorted(n for n in ("first", "next", survivor) if n)
+
+
 def _raising(app: FastAPI, error: Exception) -> TestClient:
     router = APIRouter()
 

@@ -226,12 +226,14 @@ class Database:
         self.engine = create_engine(url, pool_size=pool_size, writers=self.writers)
         self.dialect = self.engine.dialect.name
         self.stale: StaleConnections | None = None
-        # PostgreSQL's prebuilt reads of the hottest GETs, awaited on the event loop (None on SQLite, where a read is
-        # a call into the library and runs on the loop as it is).
+        # PostgreSQL's prebuilt reads of the hottest GETs and its one-statement writes, awaited on the event loop (None
+        # on SQLite, where a read is a call into the library and runs on the loop as it is).
         self.async_reads: AsyncReads | None = None
         if not self.is_sqlite:
             self.stale = StaleConnections(self.engine, ping_after_idle_seconds)
-            self.async_reads = AsyncReads(self.engine, on_disconnect=self.stale.suspect_all)
+            self.async_reads = AsyncReads(
+                self.engine, on_disconnect=self.stale.suspect_all, ping_after_idle_seconds=ping_after_idle_seconds
+            )
         write_engine = self.engine.execution_options(modelyard_write=True)
         # A request's reads see one snapshot, as on SQLite (where a read transaction is one): under PostgreSQL's
         # default READ COMMITTED each statement has its own, and a GET that read a model and then its version could

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -259,10 +259,33 @@ class AsyncReader:
         rows = await self.all(read, **params)
         return rows[0] if rows else None
 
+    async def change(self, prepared: Prepared, params: dict[str, Any]) -> list[Row]:
+        """One statement that changes rows (modelyard.db.writes.Guarded), its own transaction in autocommit; the
+        rows it returns. Never run again: a statement that met a dropped connection may have committed, so the
+        error goes to the caller (a 503 DATABASE_UNAVAILABLE, as for a session). `AsyncReads.writing` pings a
+        connection that sat idle first, so a server restarted meanwhile costs no failed write."""
+        arguments = prepared.arguments(params)
+        try:
+            cursor = await self.connection.execute(prepared.sql, arguments)
+            values = await cursor.fetchall()
+        except self._reads.errors as exc:
+            dropped = self.connection.closed or self.connection.broken
+            if dropped:
+                await self._reads.dropped()
+            raise sa.exc.DBAPIError.instance(
+                prepared.sql, arguments, exc, self._reads.errors, connection_invalidated=dropped, dialect=self.dialect
+            ) from exc
+        keys, processors = prepared.keys, prepared.processors
+        return [
+            dict(zip(keys, [p(v) if p is not None else v for p, v in zip(processors, row, strict=True)], strict=True))
+            for row in values
+        ]
+
 
 class AsyncReads:
     """Prebuilt reads on PostgreSQL awaited on the event loop, on psycopg's asyncio connections (made as the
-    engine's own, with its type adapters), a few per event loop, in autocommit.
+    engine's own, with its type adapters), a few per event loop, in autocommit; and the writes that are one
+    statement (`writing`).
 
     In a worker thread, a GET of a model spent more in the hand-off to the thread and back (the two threads'
     contention for the GIL) than in its statement (bench/RESULTS.md). Connections are kept per event loop (an
@@ -270,7 +293,12 @@ class AsyncReads:
     is closed instead of kept."""
 
     def __init__(
-        self, engine: Engine, *, size: int = ASYNC_READ_CONNECTIONS, on_disconnect: Callable[[], None] | None = None
+        self,
+        engine: Engine,
+        *,
+        size: int = ASYNC_READ_CONNECTIONS,
+        on_disconnect: Callable[[], None] | None = None,
+        ping_after_idle_seconds: float = 1.0,
     ) -> None:
         import psycopg
 
@@ -281,6 +309,7 @@ class AsyncReads:
         self._args, self._kwargs = engine.dialect.create_connect_args(engine.url)
         self._size = size
         self._on_disconnect = on_disconnect
+        self._ping_after = ping_after_idle_seconds
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopConnections] = (
             weakref.WeakKeyDictionary()
         )
@@ -300,8 +329,17 @@ class AsyncReads:
             self._on_disconnect()
         await _close_idle(self._loops.get(asyncio.get_running_loop()))
 
+    def reading(self) -> AbstractAsyncContextManager[AsyncReader]:
+        return self._lease(ping_idle=False)
+
+    def writing(self) -> AbstractAsyncContextManager[AsyncReader]:
+        """As `reading`, for a statement that changes rows (`AsyncReader.change`), which never runs twice: a kept
+        connection that sat idle over `ping_after_idle_seconds` is pinged first, as the engine's pool does
+        (modelyard.db.engine.StaleConnections), and replaced if it was dropped meanwhile."""
+        return self._lease(ping_idle=True)
+
     @asynccontextmanager
-    async def reading(self) -> AsyncIterator[AsyncReader]:
+    async def _lease(self, *, ping_idle: bool) -> AsyncIterator[AsyncReader]:
         loop = asyncio.get_running_loop()
         connections = self._loops.get(loop)
         if connections is None:
@@ -310,16 +348,32 @@ class AsyncReads:
             # connections any more: libpq closes them when the loop is gone.
             weakref.finalize(loop, _finish, connections.idle)
         async with connections.slots:
-            reader = AsyncReader(self, connections.idle.pop() if connections.idle else await self.connect())
+            reader = AsyncReader(self, await self._take(connections, ping_idle, loop.time()))
             try:
                 yield reader
             finally:
                 connection = reader.connection
                 # Kept only if idle: a statement interrupted (the request cancelled) may still be running on it.
                 if not connection.closed and connection.info.transaction_status == self._idle_status:
-                    connections.idle.append(connection)
+                    connections.idle.append(_Kept(connection, loop.time()))
                 else:
                     await connection.close()
+
+    async def _take(self, connections: _LoopConnections, ping_idle: bool, now: float) -> Any:
+        if not connections.idle:
+            return await self.connect()
+        kept = connections.idle.pop()
+        if not ping_idle or now - kept.since <= self._ping_after:
+            return kept.connection
+        try:
+            await kept.connection.execute("SELECT 1")
+            return kept.connection
+        except self.errors:
+            if not (kept.connection.closed or kept.connection.broken):
+                await kept.connection.close()
+                raise
+            await self.dropped()
+            return await self.connect()
 
     async def close(self) -> None:
         """Close the kept connections of the running event loop (at the end of the app's lifespan)."""
@@ -330,16 +384,22 @@ async def _close_idle(connections: _LoopConnections | None) -> None:
     idle = list(connections.idle) if connections is not None else []
     if connections is not None:
         connections.idle.clear()
-    for connection in idle:
-        await connection.close()
+    for kept in idle:
+        await kept.connection.close()
 
 
-def _finish(connections: list[Any]) -> None:
-    for connection in connections:
-        connection.pgconn.finish()
+def _finish(idle: list[_Kept]) -> None:
+    for kept in idle:
+        kept.connection.pgconn.finish()
+
+
+@dataclass
+class _Kept:
+    connection: Any
+    since: float  # the event loop's clock when it was put back
 
 
 @dataclass
 class _LoopConnections:
     slots: asyncio.Semaphore
-    idle: list[Any]
+    idle: list[_Kept]

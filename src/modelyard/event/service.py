@@ -14,7 +14,7 @@ from modelyard.kit.pagination import ListQuery, Pagination, paginate
 
 # A prebuilt insert (modelyard.db.writes), not an ORM object: an event is only ever appended, and every write
 # records one.
-_INSERT = writes.Insert(Event.__table__)
+INSERT_EVENT = writes.Insert(Event.__table__)
 
 
 def record(
@@ -29,7 +29,32 @@ def record(
     workspace: str | None = None,
     changes: dict[str, Any] | None = None,
 ) -> None:
-    row = _INSERT.row(
+    row = new_row(
+        actor=actor,
+        action=action,
+        kind=kind,
+        name=name,
+        resource_id=resource_id,
+        workspace_id=workspace_id,
+        workspace=workspace,
+        changes=changes,
+    )
+    writes.insert(session, INSERT_EVENT, [row])
+
+
+def new_row(
+    *,
+    actor: str,
+    action: str,
+    kind: str,
+    name: str,
+    resource_id: str,
+    workspace_id: str | None = None,
+    workspace: str | None = None,
+    changes: dict[str, Any] | None = None,
+) -> writes.Row:
+    """An event's row as `record` stores it, for a write that inserts it itself (modelyard.db.writes.Guarded)."""
+    return INSERT_EVENT.row(
         {
             "actor": actor,
             "action": action,
@@ -41,7 +66,6 @@ def record(
             "changes": changes or {},
         }
     )
-    writes.insert(session, _INSERT, [row])
 
 
 def list_events(

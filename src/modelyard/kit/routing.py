@@ -4,7 +4,8 @@ otherwise; the JSON body size limit; and `Idempotency-Key` replays. Every API ro
 The commit happens before the response is sent, so a client never sees a 2xx for a change that did not commit
 (FastAPI's yield dependencies may run their exit code after the response has gone out). A write whose endpoint is a
 plain function commits in the endpoint's own thread, the moment it returns (`_commit_on_return`), or, for the short
-writes marked `inline_write` on SQLite, on the event loop in its turn on the writer lock (`_inline_in_turn`); with
+writes marked `inline_write` on SQLite, on the event loop in its turn on the writer lock (`_inline_in_turn`); a write
+marked `first_on_postgres` is one statement in autocommit on PostgreSQL's event loop connections, when it can be; with
 an `Idempotency-Key`, or when the endpoint is a coroutine, the commit follows the response, which the key's record
 stores with the change."""
 
@@ -225,6 +226,42 @@ def inline_write(endpoint: Callable[P, T]) -> Callable[P, T]:
     return endpoint
 
 
+def first_on_postgres(
+    one_statement: Callable[..., Awaitable[Any]],
+) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Mark a write endpoint (a plain function) whose common case is one statement that PostgreSQL runs as its own
+    transaction (modelyard.db.writes.Guarded). On PostgreSQL, `one_statement` (a coroutine function taking the
+    endpoint's parameters) is awaited first, on the event loop, and returns the answer, or None to leave the request
+    to the endpoint, which then runs as any write does. On SQLite the endpoint runs as it is.
+
+    Not with an `Idempotency-Key`: the key's record commits in the endpoint's transaction, with the change."""
+
+    def mark(endpoint: Callable[P, T]) -> Callable[P, T]:
+        endpoint.first_on_postgres = one_statement  # type: ignore[attr-defined]
+        return endpoint
+
+    return mark
+
+
+def _postgres_first(one_statement: Callable[..., Awaitable[Any]], then: Callable[..., Any]) -> Callable[..., Any]:
+    """`one_statement` awaited on PostgreSQL (see `first_on_postgres`), and `then` (awaited, or run in a worker
+    thread if it is a plain function) when that gives no answer, on SQLite, or with an `Idempotency-Key`."""
+    is_async = inspect.iscoroutinefunction(then)
+
+    @functools.wraps(then)
+    async def postgres_first(*args: Any, **kwargs: Any) -> Any:
+        request = _COMMIT_ON_RETURN.get()  # None with an Idempotency-Key
+        if request is not None and request.app.state.ctx.db.async_reads is not None:
+            answer = await one_statement(*args, **kwargs)
+            if answer is not None:
+                return answer
+        if is_async:
+            return await then(*args, **kwargs)
+        return await run_in_threadpool(then, *args, **kwargs)
+
+    return postgres_first
+
+
 def _inline_in_turn(endpoint: Callable[..., Any], in_thread: Callable[..., Any]) -> Callable[..., Any]:
     """`endpoint` run on the event loop once this request's turn on the writer lock has come (Database.write_turn),
     else `in_thread` in a worker thread: on PostgreSQL, when SQLite's lock is held by a writer that takes no turns
@@ -286,7 +323,9 @@ class TransactionalRoute(APIRoute):
         if writes and plain:
             assert call is not None
             in_thread = _commit_on_return(call)
-            self.dependant.call = _inline_in_turn(call, in_thread) if hasattr(call, "inline_write") else in_thread
+            runs = _inline_in_turn(call, in_thread) if hasattr(call, "inline_write") else in_thread
+            one_statement = getattr(call, "first_on_postgres", None)
+            self.dependant.call = _postgres_first(one_statement, runs) if one_statement is not None else runs
         handler = super().get_route_handler()
         streams_body = bool((self.openapi_extra or {}).get(STREAMED_BODY))
 

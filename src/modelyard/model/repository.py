@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from modelyard.adapter import repository as adapters
+from modelyard.db import writes
 from modelyard.db.match import starts_with
 from modelyard.db.reads import AsyncReader, Read, Reader, Row
+from modelyard.event import service as events
 from modelyard.model.tables import Model, ModelLabel, ModelVersion, ModelVersionFile
 from modelyard.workspace.tables import Membership, Workspace
 
@@ -214,6 +217,51 @@ def add_labels(session: Session, model_id: str, labels: dict[str, str]) -> None:
         session.execute(
             sa.insert(ModelLabel), [{"model_id": model_id, "key": k, "value": v} for k, v in labels.items()]
         )
+
+
+_INSERT_MODEL = writes.Insert(_M, skip_conflicts=True)
+_EVENT = "event_"
+
+
+def _with_model(head: sa.CTE) -> list[sa.Insert]:
+    """What goes in with a new model: its labels (two arrays of keys and values, unnested) and its event."""
+    text_array = postgresql.ARRAY(sa.Text)
+    pairs = (
+        sa.func.unnest(sa.bindparam("label_keys", type_=text_array), sa.bindparam("label_values", type_=text_array))
+        .table_valued("key", "value")
+        .render_derived()
+        .alias("label")
+    )
+    labels = sa.insert(ModelLabel).from_select(
+        ["model_id", "key", "value"],
+        sa.select(head.c.id, pairs.c.key, pairs.c.value).select_from(head).join(pairs, sa.true()),
+    )
+    return [labels, events.INSERT_EVENT.selected_from(head, _EVENT)]
+
+
+_NEW_MODEL = writes.Guarded(_INSERT_MODEL, "id", _with_model)
+
+
+def insert_model(session: Session, row: Row, event: Row) -> bool:
+    """Insert a new model's row (built by `new_model_row`), its labels and its event in the session's transaction;
+    False, with nothing inserted, if the workspace has a model of that name."""
+    if not writes.insert(session, _INSERT_MODEL, [row]):
+        return False
+    add_labels(session, row["id"], row["labels"])  # a new model has none to replace
+    writes.insert(session, events.INSERT_EVENT, [event])
+    return True
+
+
+async def insert_model_async(writer: AsyncReader, row: Row, event: Row) -> bool:
+    """`insert_model` on PostgreSQL from the event loop, in one statement (writes.Guarded), its own transaction."""
+    params = writes.Insert.arguments(row, writes.Guarded.HEAD) | writes.Insert.arguments(event, _EVENT)
+    params.update(label_keys=list(row["labels"]), label_values=list(row["labels"].values()))
+    return await _NEW_MODEL.run(writer, params)
+
+
+def new_model_row(values: Row) -> Row:
+    """A new model's row: `values` with every other column's default, as `insert_model` stores it."""
+    return _INSERT_MODEL.row(values)
 
 
 def get_version(session: Session, model_id: str, name: str) -> ModelVersion | None:

@@ -253,6 +253,38 @@ def create_model(
     to their template's declared types. The row goes in as a prebuilt insert (modelyard.db.writes): creating models
     is the write clients repeat most, and on SQLite it holds the write lock."""
     binding = templates.bind_new_model(session, ws, fields)
+    row = _new_model(ws, fields, binding)
+    try:
+        inserted = repository.insert_model(session, row, _created_event(ws, row))
+    except IntegrityError as exc:
+        raise _model_exists(ws, fields["name"]) from exc
+    if not inserted:
+        raise _model_exists(ws, fields["name"])
+    new_version = None
+    if version:
+        model = session.get_one(Model, row["id"])
+        new_version = create_version(session, ModelAccess(ws, model), version, allowed_roots)
+        row = repository.columns_of(model)  # the version may have become current, and the counter moved
+    return row, new_version, binding.coercions if binding else []
+
+
+async def create_model_async(writer: AsyncReader, ws: WorkspaceAccess, fields: dict[str, Any]) -> dict[str, Any] | None:
+    """`create_model` on PostgreSQL from the event loop, as one statement (`writer` from
+    Database.async_reads.writing()): the new model's row; None, with nothing done, for a model made from a template,
+    whose template the session path reads and checks."""
+    if fields.get("model_template") or fields.get("model_creation_parameters"):
+        return None
+    row = _new_model(ws, fields, None)
+    try:
+        inserted = await repository.insert_model_async(writer, row, _created_event(ws, row))
+    except IntegrityError as exc:
+        raise _model_exists(ws, fields["name"]) from exc
+    if not inserted:
+        raise _model_exists(ws, fields["name"])
+    return row
+
+
+def _new_model(ws: WorkspaceAccess, fields: dict[str, Any], binding: templates.TemplateBinding | None) -> Row:
     model_type = binding.model_type if binding else fields.get("model_type") or ModelType.GENERIC.value
     values = {k: fields[k] for k in MODEL_FIELDS if fields.get(k) is not None}
     values.update(
@@ -268,36 +300,28 @@ def create_model(
             model_template=binding.ref,
             model_creation_parameters=binding.parameters,
         )
-    row = _INSERT_MODEL.row(values)
-    insert_row_unique(
-        session,
-        _INSERT_MODEL,
-        row,
-        Conflict(
-            f"Model '{fields['name']}' already exists in workspace '{ws.workspace.name}'",
-            error_code="MODEL_ALREADY_EXISTS",
-            solution_msg="Pick another name, or add a version to the existing model",
-        ),
-    )
-    repository.add_labels(session, row["id"], row["labels"])  # a new model has none to replace
-    _record(
-        session,
-        ws,
-        "model.created",
-        "model",
-        row["name"],
-        row["id"],
-        {k: row[k] for k in ("model_type", "visibility", "model_template") if row.get(k)},
-    )
-    new_version = None
-    if version:
-        model = session.get_one(Model, row["id"])
-        new_version = create_version(session, ModelAccess(ws, model), version, allowed_roots)
-        row = repository.columns_of(model)  # the version may have become current, and the counter moved
-    return row, new_version, binding.coercions if binding else []
+    return repository.new_model_row(values)
 
 
-_INSERT_MODEL = writes.Insert(Model.__table__, skip_conflicts=True)
+def _created_event(ws: WorkspaceAccess, row: Row) -> Row:
+    return events.new_row(
+        actor=ws.principal.name,
+        action="model.created",
+        kind="model",
+        name=row["name"],
+        resource_id=row["id"],
+        workspace_id=ws.workspace.id,
+        workspace=ws.workspace.name,
+        changes={k: row[k] for k in ("model_type", "visibility", "model_template") if row.get(k)},
+    )
+
+
+def _model_exists(ws: WorkspaceAccess, name: str) -> Conflict:
+    return Conflict(
+        f"Model '{name}' already exists in workspace '{ws.workspace.name}'",
+        error_code="MODEL_ALREADY_EXISTS",
+        solution_msg="Pick another name, or add a version to the existing model",
+    )
 
 
 def list_models(
