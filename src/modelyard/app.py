@@ -21,7 +21,9 @@ from modelyard import __version__, auth
 from modelyard.api import include_routers
 from modelyard.config import Settings, get_settings
 from modelyard.context import AppContext
+from modelyard.db.checkpoints import WalCheckpointer
 from modelyard.db.engine import Database
+from modelyard.db.urls import sqlite_file
 from modelyard.errors import ERROR_RESPONSES, ErrorBody, ModelyardError
 from modelyard.identity.principals import PrincipalCache, PrincipalListener, shared_revision
 from modelyard.job import repository as jobs
@@ -180,6 +182,12 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         worker = None
         listener = None
+        checkpointer = None
+        database_file = sqlite_file(db.url) if db.is_sqlite else None
+        if database_file is not None:
+            # SQLite's WAL checkpoints in a thread of their own, not in a commit on the event loop (db.checkpoints).
+            checkpointer = WalCheckpointer(database_file)
+            checkpointer.start()
         if not db.is_sqlite and principals.enabled:
             # Other processes may revoke tokens this one has cached: hear about it (see identity.principals).
             listener = PrincipalListener(db.url, principals)
@@ -204,6 +212,8 @@ def create_app(
                 await run_in_threadpool(listener.stop)
             if db.async_reads is not None:
                 await db.async_reads.close()
+            if checkpointer is not None:
+                await run_in_threadpool(checkpointer.stop)
 
     app = FastAPI(
         title="modelyard",

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from modelyard.db.changes import ChangeWatch
+from modelyard.db.checkpoints import WRITER_CHECKPOINT_PAGES
 from modelyard.db.reads import AsyncReads, Reader, reading
 from modelyard.db.urls import sqlite_file
 from modelyard.db.writer_lock import WriterLock
@@ -46,6 +47,8 @@ def _configure_sqlite(engine: Engine, writers: WriterLock) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints are a server thread's work (modelyard.db.checkpoints); a writer runs one only past this size.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
