@@ -3,7 +3,7 @@ exactly when the change it describes does."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -17,53 +17,35 @@ from modelyard.kit.pagination import ListQuery, Pagination, paginate
 INSERT_EVENT = writes.Insert(Event.__table__)
 
 
-def record(
-    session: Session,
-    *,
-    actor: str,
-    action: str,
-    kind: str,
-    name: str,
-    resource_id: str,
-    workspace_id: str | None = None,
-    workspace: str | None = None,
-    changes: dict[str, Any] | None = None,
-) -> None:
-    row = new_row(
-        actor=actor,
-        action=action,
-        kind=kind,
-        name=name,
-        resource_id=resource_id,
-        workspace_id=workspace_id,
-        workspace=workspace,
-        changes=changes,
-    )
-    writes.insert(session, INSERT_EVENT, [row])
+class EventFields(TypedDict):
+    """What an event records (`record`, `new_row`); the resource is named by its kind, name and id."""
+
+    actor: str
+    action: str
+    kind: str
+    name: str
+    resource_id: str
+    workspace_id: NotRequired[str | None]
+    workspace: NotRequired[str | None]
+    changes: NotRequired[dict[str, Any] | None]
 
 
-def new_row(
-    *,
-    actor: str,
-    action: str,
-    kind: str,
-    name: str,
-    resource_id: str,
-    workspace_id: str | None = None,
-    workspace: str | None = None,
-    changes: dict[str, Any] | None = None,
-) -> writes.Row:
+def record(session: Session, **fields: Unpack[EventFields]) -> None:
+    writes.insert(session, INSERT_EVENT, [new_row(**fields)])
+
+
+def new_row(**fields: Unpack[EventFields]) -> writes.Row:
     """An event's row as `record` stores it, for a write that inserts it itself (modelyard.db.writes.Guarded)."""
     return INSERT_EVENT.row(
         {
-            "actor": actor,
-            "action": action,
-            "resource_kind": kind,
-            "resource_name": name,
-            "resource_id": resource_id,
-            "workspace_id": workspace_id,
-            "workspace": workspace,
-            "changes": changes or {},
+            "actor": fields["actor"],
+            "action": fields["action"],
+            "resource_kind": fields["kind"],
+            "resource_name": fields["name"],
+            "resource_id": fields["resource_id"],
+            "workspace_id": fields.get("workspace_id"),
+            "workspace": fields.get("workspace"),
+            "changes": fields.get("changes") or {},
         }
     )
 

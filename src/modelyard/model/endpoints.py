@@ -127,7 +127,7 @@ async def _create_model_in_one_statement(
         return None
     async with reads.writing() as writer:
         row = await service.create_model_async(writer, access, body.model_dump(exclude={"version"}, mode="json"))
-    return None if row is None else _created(session, access, row, None, [])
+    return None if row is None else _created(row, _replaced(session, access, row, None, [], created=True))
 
 
 @router.post(MODELS, status_code=status.HTTP_201_CREATED, response_model=ModelReplaced)
@@ -138,19 +138,13 @@ def create_model(body: ModelCreate, access: WorkspaceEditor, session: DbSession,
     version = body.version.model_dump(mode="json") if body.version else None
     row, new_version, coercions = service.create_model(session, access, fields, version, _roots(request))
     session.flush()
-    return _created(session, access, row, new_version, coercions)
+    return _created(row, _replaced(session, access, row, new_version, coercions, created=True))
 
 
-def _created(
-    session: Session,
-    access: WorkspaceAccess,
-    model: dict[str, Any],
-    new_version: ModelVersion | None,
-    coercions: list[dict[str, Any]],
-) -> JSONBytes:
-    answer = _replaced(session, access, model, new_version, coercions, created=True)
-    headers = {"ETag": etag_for(model["id"], model["version"])}
-    return JSONBytes(answer, status_code=status.HTTP_201_CREATED, headers=headers)
+def _created(model: dict[str, Any], answer: dict[str, Any]) -> JSONBytes:
+    return JSONBytes(
+        answer, status_code=status.HTTP_201_CREATED, headers={"ETag": etag_for(model["id"], model["version"])}
+    )
 
 
 def _replaced(
