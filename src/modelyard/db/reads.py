@@ -53,6 +53,14 @@ class Prepared:
             return values
         return {bind.name: value for bind, value in zip(self.binds, values, strict=True)}
 
+    def rows(self, fetched: list[Any]) -> list[Row]:
+        """The driver's rows as dicts by key, each value through its column's result processor."""
+        keys, processors = self.keys, self.processors
+        return [
+            dict(zip(keys, [p(v) if p is not None else v for p, v in zip(processors, row, strict=True)], strict=True))
+            for row in fetched
+        ]
+
 
 class Read:
     """A SELECT of fixed shape with bound parameters; each selected column's label is its key in the row dicts."""
@@ -121,11 +129,7 @@ class Reader:
                 raise
             self._cursor = self._lease.reconnect(exc)
             self._cursor.execute(prepared.sql, arguments)
-        keys, processors = prepared.keys, prepared.processors
-        return [
-            dict(zip(keys, [p(v) if p is not None else v for p, v in zip(processors, row, strict=True)], strict=True))
-            for row in self._cursor.fetchall()
-        ]
+        return prepared.rows(self._cursor.fetchall())
 
     def first(self, read: Read, **params: Any) -> Row | None:
         rows = self.all(read, **params)
@@ -249,11 +253,7 @@ class AsyncReader:
             self._replaced = True
             self.connection = await self._reads.connect()
             cursor = await self.connection.execute(prepared.sql, arguments)
-        keys, processors = prepared.keys, prepared.processors
-        return [
-            dict(zip(keys, [p(v) if p is not None else v for p, v in zip(processors, row, strict=True)], strict=True))
-            for row in await cursor.fetchall()
-        ]
+        return prepared.rows(await cursor.fetchall())
 
     async def first(self, read: Read, **params: Any) -> Row | None:
         rows = await self.all(read, **params)
@@ -275,11 +275,7 @@ class AsyncReader:
             raise sa.exc.DBAPIError.instance(
                 prepared.sql, arguments, exc, self._reads.errors, connection_invalidated=dropped, dialect=self.dialect
             ) from exc
-        keys, processors = prepared.keys, prepared.processors
-        return [
-            dict(zip(keys, [p(v) if p is not None else v for p, v in zip(processors, row, strict=True)], strict=True))
-            for row in values
-        ]
+        return prepared.rows(values)
 
 
 class AsyncReads:
@@ -368,10 +364,10 @@ class AsyncReads:
         try:
             await kept.connection.execute("SELECT 1")
             return kept.connection
-        except self.errors:
+        except self.errors as exc:
             if not (kept.connection.closed or kept.connection.broken):
                 await kept.connection.close()
-                raise
+                raise sa.exc.DBAPIError.instance("SELECT 1", (), exc, self.errors, dialect=self.dialect) from exc
             await self.dropped()
             return await self.connect()
 

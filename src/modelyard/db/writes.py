@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from modelyard.db.reads import AsyncReader, Prepared, Row, prepare
 
-__all__ = ["Guarded", "Insert", "Row", "insert"]
+__all__ = ["Guarded", "Insert", "Row", "insert", "prefixed"]
 
 
 class Insert:
@@ -84,7 +84,7 @@ class Insert:
         return found
 
     def bound(self, prefix: str) -> dict[str, sa.BindParameter[Any]]:
-        """Each column's value as a parameter named `prefix` + its key (`arguments` gives them), for a statement
+        """Each column's value as a parameter named `prefix` + its key (`prefixed` gives them), for a statement
         made of several inserts."""
         return {c.key: sa.bindparam(prefix + c.key, type_=c.type) for c in self._columns}
 
@@ -95,9 +95,10 @@ class Insert:
         values = self.bound(prefix).values()
         return sa.insert(self.table).from_select([c.key for c in self._columns], sa.select(*values).select_from(source))
 
-    @staticmethod
-    def arguments(row: Row, prefix: str) -> Row:
-        return {prefix + key: value for key, value in row.items()}
+
+def prefixed(row: Row, prefix: str) -> Row:
+    """`row`'s values as the parameters of `Insert.bound(prefix)`."""
+    return {prefix + key: value for key, value in row.items()}
 
 
 class Guarded:
@@ -106,7 +107,7 @@ class Guarded:
     the other rows, each an INSERT ... SELECT from `head` (`Insert.selected_from`), so that none of them goes in when
     the first row was refused. In autocommit the statement is its own transaction.
 
-    The first row's parameters are named `head_` + its column keys (`Insert.arguments(row, Guarded.HEAD)`).
+    The first row's parameters are named `head_` + its column keys (`prefixed(row, Guarded.HEAD)`).
     Measured on creating a model on PostgreSQL (bench/RESULTS.md): a transaction of two inserts in a worker thread
     cost four round trips and the thread hand-off, and about 1.5x the CPU of this one statement on the event loop."""
 

@@ -254,7 +254,7 @@ def insert_model(session: Session, row: Row, event: Row) -> bool:
 
 async def insert_model_async(writer: AsyncReader, row: Row, event: Row) -> bool:
     """`insert_model` on PostgreSQL from the event loop, in one statement (writes.Guarded), its own transaction."""
-    params = writes.Insert.arguments(row, writes.Guarded.HEAD) | writes.Insert.arguments(event, _EVENT)
+    params = writes.prefixed(row, writes.Guarded.HEAD) | writes.prefixed(event, _EVENT)
     params.update(label_keys=list(row["labels"]), label_values=list(row["labels"].values()))
     return await _NEW_MODEL.run(writer, params)
 
