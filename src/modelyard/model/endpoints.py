@@ -125,8 +125,7 @@ async def _create_model_in_one_statement(
     reads = request.app.state.ctx.db.async_reads
     if body.version is not None or reads is None:
         return None
-    async with reads.writing() as writer:
-        row = await service.create_model_async(writer, access, body.model_dump(exclude={"version"}, mode="json"))
+    row = await service.create_model_async(reads, access, body.model_dump(exclude={"version"}, mode="json"))
     return None if row is None else _created(row, _replaced(session, access, row, None, [], created=True))
 
 
