@@ -18,8 +18,12 @@ import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
+from modelyard.db import writes
 from modelyard.db.engine import Database
-from modelyard.db.reads import Read
+from modelyard.db.reads import AsyncReads, Read
+from modelyard.event import service as events
+from modelyard.model import repository as models
+from modelyard.model.tables import Model
 from modelyard.workspace.tables import Workspace
 from tests.fixtures.databases import pg_admin_url
 
@@ -84,6 +88,15 @@ def _workspace(db: Database, name: str) -> None:
         session.commit()
 
 
+def _async_reads(t: Tagged, workspace: str | None = "kept") -> AsyncReads:
+    """`t`'s asyncio connections (PostgreSQL), after making `workspace` if one is named."""
+    if workspace is not None:
+        _workspace(t.db, workspace)
+    reads = t.db.async_reads
+    assert reads is not None
+    return reads
+
+
 def test_a_prebuilt_read_runs_again_on_a_new_connection(tagged: Callable[..., Tagged]) -> None:
     t = tagged(_NEVER)
     _workspace(t.db, "kept")
@@ -100,9 +113,7 @@ def test_a_prebuilt_read_runs_again_on_a_new_connection(tagged: Callable[..., Ta
 
 def test_a_read_on_the_event_loop_runs_again_on_a_new_connection(tagged: Callable[..., Tagged]) -> None:
     t = tagged(_NEVER)
-    _workspace(t.db, "kept")
-    reads = t.db.async_reads
-    assert reads is not None
+    reads = _async_reads(t)
 
     async def run() -> None:
         async with reads.reading() as reader:
@@ -126,8 +137,7 @@ def test_a_read_on_the_event_loop_runs_again_on_a_new_connection(tagged: Callabl
 
 def test_a_read_interrupted_on_the_event_loop_leaves_nothing_running(tagged: Callable[..., Tagged]) -> None:
     t = tagged(_NEVER)
-    reads = t.db.async_reads
-    assert reads is not None
+    reads = _async_reads(t, workspace=None)
     sleep = Read(sa.select(sa.func.pg_sleep(sa.bindparam("seconds")).label("slept")))
 
     async def run() -> None:
@@ -181,8 +191,6 @@ def test_a_session_that_meets_a_dropped_connection_fails_once(tagged: Callable[.
 
 
 def test_a_write_that_meets_a_dropped_connection_is_invalidated(tagged: Callable[..., Tagged]) -> None:
-    from modelyard.db import writes
-
     t = tagged(_NEVER)
     _workspace(t.db, "kept")
     statement = writes.Insert(Workspace.__table__)  # type: ignore[arg-type]
@@ -199,9 +207,6 @@ def test_a_write_that_meets_a_dropped_connection_is_invalidated(tagged: Callable
 
 def _new_model(t: Tagged, name: str) -> tuple[dict[str, object], dict[str, object]]:
     """A model's row and its event, for a workspace "kept" that `_workspace` made."""
-    from modelyard.event import service as events
-    from modelyard.model import repository as models
-
     with t.db.reading() as reader:
         workspace_id = reader.all(Read(sa.select(Workspace.id.label("id"))))[0]["id"]
     row = models.new_model_row({"workspace_id": workspace_id, "name": name})
@@ -210,8 +215,6 @@ def _new_model(t: Tagged, name: str) -> tuple[dict[str, object], dict[str, objec
 
 
 def _model_names(t: Tagged) -> list[str]:
-    from modelyard.model.tables import Model
-
     with t.db.session(write=False) as session:
         return list(session.scalars(sa.select(Model.name).order_by(Model.name)))
 
@@ -221,12 +224,8 @@ def test_a_write_on_the_event_loop_is_never_run_twice(tagged: Callable[..., Tagg
     """A one-statement write (modelyard.db.writes.Guarded) may have committed when its connection drops, so it is
     not run again: the caller gets the 503's error. A kept connection that sat idle is pinged first, so a server
     restarted meanwhile costs no failed write."""
-    from modelyard.model import repository as models
-
     t = tagged(ping_after)
-    _workspace(t.db, "kept")
-    reads = t.db.async_reads
-    assert reads is not None
+    reads = _async_reads(t)
 
     async def run() -> None:
         async with reads.writing() as writer:
