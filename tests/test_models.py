@@ -727,34 +727,35 @@ def test_an_unnamed_version_of_a_model_deleted_meanwhile_is_a_404(client: TestCl
 
 
 def _paths_taken(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Which of the service's two ways of creating a model runs from now on: "session" or "one statement"."""
+    """Which of the service's two ways of creating a model runs from now on: "session" or "without session"."""
     taken: list[str] = []
-    on_session, in_one_statement = service.create_model, service.create_model_async
+    on_session, without_session = service.create_model, service.create_model_without_session
 
     def through_session(*args: Any, **kwargs: Any) -> Any:
         taken.append("session")
         return on_session(*args, **kwargs)
 
-    async def as_one_statement(*args: Any, **kwargs: Any) -> Any:
-        row = await in_one_statement(*args, **kwargs)
-        taken.append("one statement" if row is not None else "declined")
+    async def lean(*args: Any, **kwargs: Any) -> Any:
+        row = await without_session(*args, **kwargs)
+        taken.append("without session" if row is not None else "declined")
         return row
 
     monkeypatch.setattr(service, "create_model", through_session)
-    monkeypatch.setattr(service, "create_model_async", as_one_statement)
+    monkeypatch.setattr(service, "create_model_without_session", lean)
     return taken
 
 
-def test_a_plain_create_is_one_statement_on_postgres(
+def test_a_plain_create_goes_without_the_session(
     client: TestClient, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On PostgreSQL a model without a template or a version goes in as one statement on the event loop (its row,
-    labels and event); what it stores and answers is what the session path would, as on SQLite."""
+    """A model without a template or a version goes in without the ORM session, on the event loop (its row, labels
+    and event: one statement on PostgreSQL, an inline transaction on SQLite); what it stores and answers is what the
+    session path would."""
     taken = _paths_taken(monkeypatch)
     labels = {"team": "search", "stage": "dev"}
     r = client.post(MODELS, json={"name": "one", "labels": labels, "description": "d", "visibility": "PUBLIC"})
     assert r.status_code == 201, r.text
-    assert taken == (["session"] if db.is_sqlite else ["one statement"])  # SQLite's INSERTs change one table each
+    assert taken == ["without session"]
     created = r.json()
     assert (created["new_version"], created["coercions"]) == (None, [])
     got = client.get(f"{MODELS}/one")
@@ -777,9 +778,7 @@ def test_a_plain_create_is_one_statement_on_postgres(
     assert client.get(f"{MODELS}/one").json()["labels"] == labels
 
 
-def test_a_create_the_statement_cannot_make_takes_the_session_path(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_create_that_needs_the_session_takes_its_path(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """A first version, a template (read and checked in the session), or an Idempotency-Key (whose record commits
     with the change) goes through the session."""
     upload(client, "files", llama_files())
@@ -798,7 +797,6 @@ def test_a_create_the_statement_cannot_make_takes_the_session_path(
     assert templated.status_code == 201, templated.text
     keyed = client.post(MODELS, json={"name": "keyed"}, headers={"Idempotency-Key": "create-keyed-1"})
     assert keyed.status_code == 201
-    declined = [] if client.app.state.ctx.db.is_sqlite else ["declined"]  # the template's model: seen, declined
-    assert taken == ["session", *declined, "session", "session"]
+    assert taken == ["session", "declined", "session", "session"]  # the template's model: seen, declined
     replay = client.post(MODELS, json={"name": "keyed"}, headers={"Idempotency-Key": "create-keyed-1"})
     assert (replay.status_code, replay.json()["id"]) == (201, keyed.json()["id"])

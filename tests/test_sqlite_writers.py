@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from modelyard.db import engine
+from modelyard.db import engine, writes
 from modelyard.db.engine import Database, WriteTurnBusy
 from modelyard.errors import ServiceUnavailable
 from modelyard.kit.routing import DbSession, api_router, inline_write
@@ -433,3 +433,103 @@ def test_an_inline_write_whose_transaction_began_earlier_goes_to_a_thread(
     assert time.monotonic() - started < 1.5
     with sqlite_db.session(write=False) as session:
         assert session.scalar(sa.select(sa.func.count()).where(Workspace.name == "late")) == 1
+
+
+# -- inline transactions: a write on the event loop without the session (Database.inline_transaction) -------------
+
+_NEW_WORKSPACE = writes.Insert(Workspace.__table__)  # type: ignore[arg-type]
+
+
+def _new_workspace(name: str) -> writes.Row:
+    return _NEW_WORKSPACE.row({"name": name, "description": "", "created_by": "t", "updated_by": "t"})
+
+
+def _workspace_names(db: Database) -> set[str]:
+    with db.session(write=False) as session:
+        return set(session.scalars(sa.select(Workspace.name)))
+
+
+def test_an_inline_transaction_commits_in_its_turn_and_gives_the_lock_back(sqlite_db: Database) -> None:
+    async def write() -> None:
+        async with sqlite_db.inline_transaction() as transaction:
+            assert transaction is not None
+            assert writes.insert(transaction, _NEW_WORKSPACE, [_new_workspace("inline")]) == 1
+            assert not _other_process_could_write(sqlite_db)  # held from BEGIN to COMMIT
+            assert "inline" not in _workspace_names(sqlite_db)  # not committed yet: readers do not see it
+        assert _other_process_could_write(sqlite_db)
+        assert "inline" in _workspace_names(sqlite_db)
+
+    asyncio.run(write())
+    _next_writer_gets_through(sqlite_db)
+
+
+def test_an_inline_transaction_that_raises_stores_nothing(sqlite_db: Database) -> None:
+    """An error inside the block rolls back what it inserted; a constraint's error is SQLAlchemy's IntegrityError,
+    as in a session."""
+
+    async def write() -> None:
+        async with sqlite_db.inline_transaction() as transaction:
+            assert transaction is not None
+            writes.insert(transaction, _NEW_WORKSPACE, [_new_workspace("half")])
+            writes.insert(transaction, _NEW_WORKSPACE, [_new_workspace("half")])  # the name is unique
+
+    with pytest.raises(IntegrityError):
+        asyncio.run(write())
+    assert "half" not in _workspace_names(sqlite_db)
+    assert _other_process_could_write(sqlite_db)
+    _next_writer_gets_through(sqlite_db)
+
+    async def again() -> None:  # the kept connection is not left in a transaction
+        async with sqlite_db.inline_transaction() as transaction:
+            assert transaction is not None
+            writes.insert(transaction, _NEW_WORKSPACE, [_new_workspace("half")])
+
+    asyncio.run(again())
+    assert "half" in _workspace_names(sqlite_db)
+
+
+def test_an_inline_transaction_gives_way_to_a_writer_outside_the_turns(sqlite_db: Database) -> None:
+    """A `sqlite3` shell holding SQLite's lock: no transaction (None) at once, not after SQLite's busy timeout, and
+    the turn is given back; the connections of the pool still wait for the lock as long as they always did."""
+    outside = _outside_writer(sqlite_db)
+
+    async def write() -> writes.DriverTransaction | None:
+        async with sqlite_db.inline_transaction() as transaction:
+            return transaction
+
+    try:
+        started = time.monotonic()
+        assert asyncio.run(write()) is None
+        assert time.monotonic() - started < 5
+        assert _other_process_could_write(sqlite_db)
+        with sqlite_db.engine.connect() as connection:
+            timeout = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        assert timeout == engine.SQLITE_BUSY_TIMEOUT_MS
+    finally:
+        outside.rollback()
+        outside.close()
+    _next_writer_gets_through(sqlite_db)
+
+
+def test_an_inline_transaction_after_dispose_opens_its_connection_again(sqlite_db: Database) -> None:
+    async def write(name: str) -> None:
+        async with sqlite_db.inline_transaction() as transaction:
+            assert transaction is not None
+            writes.insert(transaction, _NEW_WORKSPACE, [_new_workspace(name)])
+
+    asyncio.run(write("before"))
+    sqlite_db.dispose()
+    asyncio.run(write("after-dispose"))
+    assert {"before", "after-dispose"} <= _workspace_names(sqlite_db)
+
+
+def test_inline_transactions_are_sqlites(db: Database) -> None:
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL's writes are single statements (modelyard.db.writes.Guarded)")
+
+    async def write() -> None:
+        async with db.inline_transaction():
+            raise AssertionError("began")
+
+    with pytest.raises(RuntimeError, match="SQLite's"):
+        asyncio.run(write())

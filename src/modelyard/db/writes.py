@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from modelyard.db.reads import AsyncReader, Prepared, Row, prepare
 
-__all__ = ["Guarded", "Insert", "Row", "insert", "prefixed"]
+__all__ = ["DriverTransaction", "Guarded", "Insert", "Row", "insert", "prefixed"]
 
 
 class Insert:
@@ -166,18 +166,42 @@ def _constant(value: Any) -> Callable[[], Any]:
     return lambda: value
 
 
-def insert(session: Session, statement: Insert, rows: list[Row]) -> int:
-    """Insert `rows` (built by `statement.row`) in the session's transaction, beginning it if it has not begun (on
-    SQLite a write session's begin takes the write lock); the number of rows inserted. Objects the session holds
-    that are not yet in the database go in first, as the unit of work would order them."""
+class DriverTransaction:
+    """A write transaction on a driver connection outside any session: on SQLite, an inline write's on the event
+    loop (Database.inline_transaction), begun and ended by its owner. `insert` runs in it as in a session's
+    transaction. It spares a create the session's begin, commit and close, and the pool's checkout and return."""
+
+    def __init__(self, connection: Any, dialect: Dialect) -> None:
+        self.connection = connection
+        self.dialect = dialect
+
+
+def insert(target: Session | DriverTransaction, statement: Insert, rows: list[Row]) -> int:
+    """Insert `rows` (built by `statement.row`) in `target`'s transaction; the number of rows inserted. A session's
+    transaction begins if it has not begun (on SQLite a write session's begin takes the write lock), and objects the
+    session holds that are not yet in the database go in first, as the unit of work would order them."""
     if not rows:
         return 0
-    session.flush()
-    connection = session.connection()
-    dialect = connection.dialect
-    prepared = statement.prepared(dialect)
+    if isinstance(target, DriverTransaction):
+        return _execute(target.connection, target.dialect, statement.prepared(target.dialect), rows, None)
+    target.flush()
+    connection = target.connection()
+    return _execute(
+        connection.connection.dbapi_connection,
+        connection.dialect,
+        statement.prepared(connection.dialect),
+        rows,
+        connection.invalidate,
+    )
+
+
+def _execute(
+    driver: Any, dialect: Dialect, prepared: Prepared, rows: list[Row], invalidate: Callable[[Exception], None] | None
+) -> int:
+    """`prepared` once per row on the driver connection `driver`; `invalidate` throws the connection away when the
+    error says it was lost (None: a connection of its own, not the pool's)."""
     arguments = [prepared.arguments(row) for row in rows]
-    cursor = connection.connection.cursor()
+    cursor = driver.cursor()
     try:
         if len(arguments) == 1:
             cursor.execute(prepared.sql, arguments[0])
@@ -187,9 +211,9 @@ def insert(session: Session, statement: Insert, rows: list[Row]) -> int:
     except dialect.loaded_dbapi.Error as exc:
         # The same exception the session would raise (an IntegrityError for a constraint), with the statement; a
         # lost connection is thrown away, as SQLAlchemy does when one of its own executions finds it gone.
-        dropped = dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
-        if dropped:
-            connection.invalidate(exc)
+        dropped = invalidate is not None and dialect.is_disconnect(exc, driver, cursor)
+        if dropped and invalidate is not None:
+            invalidate(exc)
         raise sa.exc.DBAPIError.instance(
             prepared.sql, arguments, exc, dialect.loaded_dbapi.Error, connection_invalidated=dropped, dialect=dialect
         ) from exc

@@ -5,9 +5,9 @@ The commit happens before the response is sent, so a client never sees a 2xx for
 (FastAPI's yield dependencies may run their exit code after the response has gone out). A write whose endpoint is a
 plain function commits in the endpoint's own thread, the moment it returns (`_commit_on_return`), or, for the short
 writes marked `inline_write` on SQLite, on the event loop in its turn on the writer lock (`_inline_in_turn`); a write
-marked `first_on_postgres` is one statement in autocommit on PostgreSQL's event loop connections, when it can be; with
-an `Idempotency-Key`, or when the endpoint is a coroutine, the commit follows the response, which the key's record
-stores with the change."""
+marked `first_without_session` runs without the session on the event loop when it can (one statement on PostgreSQL,
+a transaction on a connection of its own in the write turn on SQLite). With an `Idempotency-Key`, or when the
+endpoint is a coroutine, the commit follows the response, which the key's record stores with the change."""
 
 from __future__ import annotations
 
@@ -226,40 +226,44 @@ def inline_write(endpoint: Callable[P, T]) -> Callable[P, T]:
     return endpoint
 
 
-def first_on_postgres(
-    one_statement: Callable[..., Awaitable[Any]],
+def first_without_session(
+    lean: Callable[..., Awaitable[Any]],
 ) -> Callable[[Callable[P, T]], Callable[P, T]]:
-    """Mark a write endpoint (a plain function) whose common case is one statement that PostgreSQL runs as its own
-    transaction (modelyard.db.writes.Guarded). On PostgreSQL, `one_statement` (a coroutine function taking the
-    endpoint's parameters) is awaited first, on the event loop, and returns the answer, or None to leave the request
-    to the endpoint, which then runs as any write does. On SQLite the endpoint runs as it is.
+    """Mark a write endpoint (a plain function) whose common case needs no ORM session: `lean` (a coroutine function
+    taking the endpoint's parameters) is awaited first, on the event loop, and returns the answer, or None to leave
+    the request to the endpoint, which then runs as any write does. On PostgreSQL such a write is one statement that
+    is its own transaction (modelyard.db.writes.Guarded); on SQLite, a transaction in the process's write turn on a
+    connection of its own (Database.inline_transaction).
 
     Not with an `Idempotency-Key`: the key's record commits in the endpoint's transaction, with the change."""
 
     def mark(endpoint: Callable[P, T]) -> Callable[P, T]:
-        endpoint.first_on_postgres = one_statement  # type: ignore[attr-defined]
+        endpoint.first_without_session = lean  # type: ignore[attr-defined]
         return endpoint
 
     return mark
 
 
-def _postgres_first(one_statement: Callable[..., Awaitable[Any]], then: Callable[..., Any]) -> Callable[..., Any]:
-    """`one_statement` awaited on PostgreSQL (see `first_on_postgres`), and `then` (awaited, or run in a worker
-    thread if it is a plain function) when that gives no answer, on SQLite, or with an `Idempotency-Key`."""
+def _lean_first(lean: Callable[..., Awaitable[Any]], then: Callable[..., Any]) -> Callable[..., Any]:
+    """`lean` awaited first (see `first_without_session`), and `then` (awaited, or run in a worker thread if it is
+    a plain function) when that gives no answer, or with an `Idempotency-Key`."""
     is_async = inspect.iscoroutinefunction(then)
 
     @functools.wraps(then)
-    async def postgres_first(*args: Any, **kwargs: Any) -> Any:
+    async def lean_first(*args: Any, **kwargs: Any) -> Any:
         request = _COMMIT_ON_RETURN.get()  # None with an Idempotency-Key
-        if request is not None and request.app.state.ctx.db.async_reads is not None:
-            answer = await one_statement(*args, **kwargs)
+        opened: Session | None = request.scope.get(_SESSION) if request is not None else None
+        # A session whose transaction began already (a dependency's write) holds SQLite's lock: the lean write would
+        # wait for its own request.
+        if request is not None and (opened is None or not opened.in_transaction()):
+            answer = await lean(*args, **kwargs)
             if answer is not None:
                 return answer
         if is_async:
             return await then(*args, **kwargs)
         return await run_in_threadpool(then, *args, **kwargs)
 
-    return postgres_first
+    return lean_first
 
 
 def _inline_in_turn(endpoint: Callable[..., Any], in_thread: Callable[..., Any]) -> Callable[..., Any]:
@@ -324,8 +328,8 @@ class TransactionalRoute(APIRoute):
             assert call is not None
             in_thread = _commit_on_return(call)
             runs = _inline_in_turn(call, in_thread) if hasattr(call, "inline_write") else in_thread
-            one_statement = getattr(call, "first_on_postgres", None)
-            self.dependant.call = _postgres_first(one_statement, runs) if one_statement is not None else runs
+            lean = getattr(call, "first_without_session", None)
+            self.dependant.call = _lean_first(lean, runs) if lean is not None else runs
         handler = super().get_route_handler()
         streams_body = bool((self.openapi_extra or {}).get(STREAMED_BODY))
 

@@ -18,7 +18,7 @@ from modelyard.kit.routing import (
     DbSession,
     api_router,
     cached_answer,
-    first_on_postgres,
+    first_without_session,
     inline_write,
     run_db,
     run_prebuilt,
@@ -118,20 +118,21 @@ def _version_read(version: ModelVersion, model_ref: str, current_version_id: str
 # -- models ---------------------------------------------------------------------------------------------------------
 
 
-async def _create_model_in_one_statement(
+async def _create_model_without_session(
     body: ModelCreate, access: WorkspaceEditor, session: DbSession, request: Request
 ) -> JSONBytes | None:
-    """A model without a template or a first version, on PostgreSQL: its row, labels and event in one statement."""
-    reads = request.app.state.ctx.db.async_reads
-    if body.version is not None or reads is None:
+    """A model without a template or a first version: its row, labels and event without the session (one statement
+    on PostgreSQL, an inline transaction on SQLite)."""
+    if body.version is not None:
         return None
-    row = await service.create_model_async(reads, access, body.model_dump(exclude={"version"}, mode="json"))
+    fields = body.model_dump(exclude={"version"}, mode="json")
+    row = await service.create_model_without_session(request.app.state.ctx.db, access, fields)
     return None if row is None else _created(row, _replaced(session, access, row, None, [], created=True))
 
 
 @router.post(MODELS, status_code=status.HTTP_201_CREATED, response_model=ModelReplaced)
 @inline_write
-@first_on_postgres(_create_model_in_one_statement)
+@first_without_session(_create_model_without_session)
 def create_model(body: ModelCreate, access: WorkspaceEditor, session: DbSession, request: Request) -> JSONBytes:
     fields = body.model_dump(exclude={"version"}, mode="json")
     version = body.version.model_dump(mode="json") if body.version else None

@@ -212,14 +212,13 @@ def set_labels(session: Session, model_id: str, labels: dict[str, str]) -> None:
     add_labels(session, model_id, labels)
 
 
-def add_labels(session: Session, model_id: str, labels: dict[str, str]) -> None:
-    if labels:
-        session.execute(
-            sa.insert(ModelLabel), [{"model_id": model_id, "key": k, "value": v} for k, v in labels.items()]
-        )
+def add_labels(target: Session | writes.DriverTransaction, model_id: str, labels: dict[str, str]) -> None:
+    rows = [_INSERT_LABEL.row({"model_id": model_id, "key": k, "value": v}) for k, v in labels.items()]
+    writes.insert(target, _INSERT_LABEL, rows)
 
 
 _INSERT_MODEL = writes.Insert(_M, skip_conflicts=True)
+_INSERT_LABEL = writes.Insert(ModelLabel.__table__)
 _EVENT = "event_"
 
 
@@ -242,13 +241,14 @@ def _with_model(head: sa.CTE) -> list[sa.Insert]:
 _NEW_MODEL = writes.Guarded(_INSERT_MODEL, "id", _with_model)
 
 
-def insert_model(session: Session, row: Row, event: Row) -> bool:
-    """Insert a new model's row (built by `new_model_row`), its labels and its event in the session's transaction;
-    False, with nothing inserted, if the workspace has a model of that name."""
-    if not writes.insert(session, _INSERT_MODEL, [row]):
+def insert_model(target: Session | writes.DriverTransaction, row: Row, event: Row) -> bool:
+    """Insert a new model's row (built by `new_model_row`), its labels and its event in `target`'s transaction (a
+    session's, or on SQLite an inline write's); False, with nothing inserted, if the workspace has a model of that
+    name."""
+    if not writes.insert(target, _INSERT_MODEL, [row]):
         return False
-    add_labels(session, row["id"], row["labels"])  # a new model has none to replace
-    writes.insert(session, events.INSERT_EVENT, [event])
+    add_labels(target, row["id"], row["labels"])  # a new model has none to replace
+    writes.insert(target, events.INSERT_EVENT, [event])
     return True
 
 

@@ -16,7 +16,8 @@ from modelyard.adapter import repository as adapters
 from modelyard.auth import Principal
 from modelyard.db import writes
 from modelyard.db.base import row_copy, utcnow
-from modelyard.db.reads import AsyncReader, AsyncReads, Reader, Row
+from modelyard.db.engine import Database
+from modelyard.db.reads import AsyncReader, Reader, Row
 from modelyard.db.unique import insert_row_unique
 from modelyard.errors import Conflict, Forbidden, NotFound
 from modelyard.event import service as events
@@ -268,16 +269,27 @@ def create_model(
     return row, new_version, binding.coercions if binding else []
 
 
-async def create_model_async(reads: AsyncReads, ws: WorkspaceAccess, fields: dict[str, Any]) -> dict[str, Any] | None:
-    """`create_model` on PostgreSQL from the event loop, as one statement on one of `reads`' connections
-    (Database.async_reads): the new model's row; None, with nothing done, for a model made from a template, whose
-    template the session path reads and checks."""
+async def create_model_without_session(
+    db: Database, ws: WorkspaceAccess, fields: dict[str, Any]
+) -> dict[str, Any] | None:
+    """`create_model` from the event loop, without the ORM session: on PostgreSQL as one statement on one of the
+    asyncio connections (Database.async_reads), on SQLite as a transaction in this process's write turn
+    (Database.inline_transaction). The new model's row; None, with nothing done, for a model made from a template
+    (whose template the session path reads and checks), or while SQLite's lock is held by a writer that takes no
+    turns."""
     if fields.get("model_template") or fields.get("model_creation_parameters"):
         return None
     row = _new_model(ws, fields, None)
+    event = _created_event(ws, row)
     try:
-        async with reads.writing() as writer:
-            inserted = await repository.insert_model_async(writer, row, _created_event(ws, row))
+        if db.async_reads is not None:
+            async with db.async_reads.writing() as writer:
+                inserted = await repository.insert_model_async(writer, row, event)
+        else:
+            async with db.inline_transaction() as transaction:
+                if transaction is None:
+                    return None
+                inserted = repository.insert_model(transaction, row, event)
     except IntegrityError as exc:
         raise _model_exists(ws, fields["name"]) from exc
     if not inserted:
