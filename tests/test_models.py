@@ -21,7 +21,8 @@ from modelyard.db.engine import Database
 from modelyard.errors import NotFound
 from modelyard.job.tables import Job
 from modelyard.job.worker import Worker
-from modelyard.model import service
+from modelyard.kit import routing
+from modelyard.model import endpoints, service
 from modelyard.workspace.tables import Role
 from tests.fixtures.app import MakeUser, error_shape
 from tests.fixtures.databases import count_rows
@@ -800,3 +801,116 @@ def test_a_create_that_needs_the_session_takes_its_path(client: TestClient, monk
     assert taken == ["session", "declined", "session", "session"]  # the template's model: seen, declined
     replay = client.post(MODELS, json={"name": "keyed"}, headers={"Idempotency-Key": "create-keyed-1"})
     assert (replay.status_code, replay.json()["id"]) == (201, keyed.json()["id"])
+
+
+# -- fast paths (kit.routing.fast_path): GET of a model and a plain create answer from the request itself ----------
+
+_VOLATILE = ("id", "name", "created_at", "updated_at")
+
+
+def _both_ways(monkeypatch: pytest.MonkeyPatch, send: Any) -> tuple[Any, Any]:
+    """`send(way)`'s answer with the fast paths, then without them (FastAPI's own handling of the endpoint)."""
+    fast = send("fast")
+    monkeypatch.setattr(routing, "FAST_PATHS", False)
+    full = send("full")
+    monkeypatch.setattr(routing, "FAST_PATHS", True)
+    return fast, full
+
+
+def _taken_fast(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The fast paths that got as far as their parameters."""
+    taken: list[str] = []
+    given = endpoints.path_params
+
+    def counting(request: Any, *names: str) -> tuple[str, ...] | None:
+        taken.append("/".join(names))
+        return given(request, *names)
+
+    monkeypatch.setattr(endpoints, "path_params", counting)
+    return taken
+
+
+def test_a_get_of_a_model_answers_the_same_either_way(
+    client: TestClient, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert client.post(MODELS, json={"name": "seen", "labels": {"a": "b"}}).status_code == 201
+    stranger = make_user("stranger")
+    etag = client.get(f"{MODELS}/seen").headers["etag"]
+    taken = _taken_fast(monkeypatch)
+    cases: list[tuple[TestClient, str, dict[str, str]]] = [
+        (client, f"{MODELS}/seen", {}),
+        (client, f"{MODELS}/seen", {"If-None-Match": etag}),
+        (client, f"{MODELS}/absent", {}),
+        (client, f"{MODELS}/{'n' * 256}", {}),  # longer than a name may be: FastAPI's 422
+        (client, "/v1/workspaces/nowhere/models/seen", {}),
+        (stranger, f"{MODELS}/seen", {}),  # not a member of a private model's workspace
+        (client, f"{MODELS}/seen", {"Authorization": "Bearer not-a-token"}),
+    ]
+    for caller, path, headers in cases:
+        fast, full = _both_ways(monkeypatch, lambda _way, c=caller, p=path, h=headers: c.get(p, headers=h))
+        assert (fast.status_code, fast.content) == (full.status_code, full.content), path
+        assert fast.headers.get("etag") == full.headers.get("etag")
+    assert [r.status_code for r in (client.get(f"{MODELS}/seen"), stranger.get(f"{MODELS}/seen"))] == [200, 404]
+    assert "ws/model" in taken
+
+
+def test_a_create_answers_the_same_either_way(
+    client: TestClient, db: Database, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same status and body with or without the fast path (but for the new model's id, name and times), and the same
+    rows stored; what the fast path does not take (invalid fields, another content type, JSON that orjson refuses,
+    an Idempotency-Key) is FastAPI's and the session's, as before."""
+    viewer = make_user("viewer", workspaces={"default": "viewer"})
+    assert client.post(MODELS, json={"name": "taken"}).status_code == 201
+    taken = _taken_fast(monkeypatch)
+
+    def volatile_free(r: httpx.Response) -> Any:
+        body = r.json()
+        if isinstance(body, dict) and r.status_code == 201:
+            return {k: v for k, v in body.items() if k not in _VOLATILE}
+        return body
+
+    plain = {"description": "d", "labels": {"team": "a"}, "visibility": "PUBLIC", "model_card": {"x": [1, 2.5]}}
+    json_headers = {"Content-Type": "application/json"}
+    cases: list[tuple[str, Any]] = [
+        ("plain", lambda way: client.post(MODELS, json={"name": f"plain-{way}", **plain})),
+        (
+            "charset",
+            lambda way: client.post(
+                MODELS,
+                content=json.dumps({"name": f"cs-{way}"}),
+                headers={"Content-Type": "application/json; charset=utf-8"},
+            ),
+        ),
+        ("taken", lambda _way: client.post(MODELS, json={"name": "taken"})),
+        ("invalid", lambda way: client.post(MODELS, json={"name": f"bad-{way}", "visibility": "NOPE"})),
+        ("no name", lambda _way: client.post(MODELS, json={"labels": {}})),
+        ("not json", lambda way: client.post(MODELS, content=f"name={way}", headers={"Content-Type": "text/plain"})),
+        ("broken json", lambda _way: client.post(MODELS, content=b'{"name": ', headers=json_headers)),
+        (
+            "nan",
+            lambda way: client.post(
+                MODELS, content=f'{{"name": "nan-{way}", "model_card": {{"f": NaN}}}}', headers=json_headers
+            ),
+        ),
+        ("a list", lambda _way: client.post(MODELS, json=[{"name": "listed"}])),
+        ("viewer", lambda way: viewer.post(MODELS, json={"name": f"viewed-{way}"})),
+        ("no workspace", lambda way: client.post("/v1/workspaces/nowhere/models", json={"name": f"n-{way}"})),
+        (
+            "keyed",
+            lambda way: client.post(MODELS, json={"name": f"keyed-{way}"}, headers={"Idempotency-Key": f"k-{way}"}),
+        ),
+    ]
+    for label, send in cases:
+        fast, full = _both_ways(monkeypatch, send)
+        assert fast.status_code == full.status_code, (label, fast.text, full.text)
+        assert volatile_free(fast) == volatile_free(full), label
+    assert taken.count("ws") == len(cases)  # every create was offered to the fast path first
+    for way in ("fast", "full"):
+        got = client.get(f"{MODELS}/plain-{way}").json()
+        assert (got["labels"], got["visibility"], got["model_card"]) == ({"team": "a"}, "PUBLIC", {"x": [1, 2.5]})
+    events = client.get(f"{WS}/events", params={"action": "model.created", "page_size": 100}).json()["data"]
+    created = {e["resource"]["name"] for e in events}
+    assert {"plain-fast", "plain-full", "cs-fast", "cs-full", "keyed-fast", "keyed-full"} <= created
+    assert not created & {"bad-fast", "bad-full", "viewed-fast", "viewed-full", "n-fast", "n-full"}
+    assert count_rows(db, "model_labels") == 2

@@ -4,10 +4,11 @@ otherwise; the JSON body size limit; and `Idempotency-Key` replays. Every API ro
 The commit happens before the response is sent, so a client never sees a 2xx for a change that did not commit
 (FastAPI's yield dependencies may run their exit code after the response has gone out). A write whose endpoint is a
 plain function commits in the endpoint's own thread, the moment it returns (`_commit_on_return`), or, for the short
-writes marked `inline_write` on SQLite, on the event loop in its turn on the writer lock (`_inline_in_turn`); a write
-marked `first_without_session` runs without the session on the event loop when it can (one statement on PostgreSQL,
-a transaction on a connection of its own in the write turn on SQLite). With an `Idempotency-Key`, or when the
-endpoint is a coroutine, the commit follows the response, which the key's record stores with the change."""
+writes marked `inline_write` on SQLite, on the event loop in its turn on the writer lock (`_inline_in_turn`). With an
+`Idempotency-Key`, or when the endpoint is a coroutine, the commit follows the response, which the key's record
+stores with the change. An endpoint marked `fast_path` answers its common case from the request before FastAPI's own
+handling (a model's create then goes in without the session: one statement on PostgreSQL, a transaction on a
+connection of its own in the write turn on SQLite)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from contextvars import ContextVar
 from enum import Enum
 from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar, cast
 
+import orjson
 from anyio import CapacityLimiter, to_thread
 from anyio.lowlevel import RunVar
 from fastapi import APIRouter, Depends, Request
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -36,6 +39,7 @@ from modelyard.kit.etag import header_matches
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 P = ParamSpec("P")
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 STREAMED_BODY = "x-modelyard-streamed-body"
 
 
@@ -226,44 +230,68 @@ def inline_write(endpoint: Callable[P, T]) -> Callable[P, T]:
     return endpoint
 
 
-def first_without_session(
-    lean: Callable[..., Awaitable[Any]],
-) -> Callable[[Callable[P, T]], Callable[P, T]]:
-    """Mark a write endpoint (a plain function) whose common case needs no ORM session: `lean` (a coroutine function
-    taking the endpoint's parameters) is awaited first, on the event loop, and returns the answer, or None to leave
-    the request to the endpoint, which then runs as any write does. On PostgreSQL such a write is one statement that
-    is its own transaction (modelyard.db.writes.Guarded); on SQLite, a transaction in the process's write turn on a
-    connection of its own (Database.inline_transaction).
+# Whether endpoints marked `fast_path` try it first (the tests compare the answers of both ways).
+FAST_PATHS = True
 
-    Not with an `Idempotency-Key`: the key's record commits in the endpoint's transaction, with the change."""
+
+def fast_path(
+    fast: Callable[[Request], Awaitable[Response | None]],
+) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Mark an endpoint whose common case `fast` answers from the request itself, before FastAPI reads the body as
+    declared, solves the endpoint's dependencies and validates its parameters: for a GET of a model, a quarter of
+    its CPU (bench/RESULTS.md). `fast` takes what it needs with `path_params` and `json_body`, and calls the same
+    services the endpoint does; it returns None, having changed nothing, for anything but the plain case, which the
+    endpoint then answers as declared (FastAPI's validation and its 422s included). Its errors are the services'
+    own, as the endpoint's would be."""
 
     def mark(endpoint: Callable[P, T]) -> Callable[P, T]:
-        endpoint.first_without_session = lean  # type: ignore[attr-defined]
+        endpoint.fast_path = fast  # type: ignore[attr-defined]
         return endpoint
 
     return mark
 
 
-def _lean_first(lean: Callable[..., Awaitable[Any]], then: Callable[..., Any]) -> Callable[..., Any]:
-    """`lean` awaited first (see `first_without_session`), and `then` (awaited, or run in a worker thread if it is
-    a plain function) when that gives no answer, or with an `Idempotency-Key`."""
-    is_async = inspect.iscoroutinefunction(then)
-
-    @functools.wraps(then)
-    async def lean_first(*args: Any, **kwargs: Any) -> Any:
-        request = _COMMIT_ON_RETURN.get()  # None with an Idempotency-Key
-        opened: Session | None = request.scope.get(_SESSION) if request is not None else None
-        # A session whose transaction began already (a dependency's write) holds SQLite's lock: the lean write would
-        # wait for its own request.
-        if request is not None and (opened is None or not opened.in_transaction()):
-            answer = await lean(*args, **kwargs)
+def _fast_first(
+    fast: Callable[[Request], Awaitable[Response | None]], full: Callable[[Request], Awaitable[Response]]
+) -> Callable[[Request], Awaitable[Response]]:
+    async def fast_first(request: Request) -> Response:
+        if FAST_PATHS:
+            answer = await fast(request)
             if answer is not None:
                 return answer
-        if is_async:
-            return await then(*args, **kwargs)
-        return await run_in_threadpool(then, *args, **kwargs)
+        return await full(request)
 
-    return lean_first
+    return fast_first
+
+
+# The longest path parameter a fast path takes as it is (what every name's `max_length` allows); longer ones get
+# FastAPI's 422.
+_PATH_PARAM_MAX = 255
+
+
+def path_params(request: Request, *names: str) -> tuple[str, ...] | None:
+    """The path parameters `names` of a fast path, or None if one is longer than a name may be."""
+    given = request.path_params
+    values = tuple(given[name] for name in names)
+    return None if any(len(v) > _PATH_PARAM_MAX for v in values) else values
+
+
+def json_body(request: Request, model: type[M]) -> M | None:
+    """The body of a fast path, read by the boundary and validated into `model`; None for anything but a JSON
+    object that validates (another content type, JSON that orjson refuses, such as NaN, or invalid fields), which
+    the endpoint then refuses or accepts as FastAPI does. Nothing with an `Idempotency-Key`, whose replay and
+    record the boundary keeps with the endpoint's session."""
+    headers = request.headers
+    if "idempotency-key" in headers:
+        return None
+    content_type = headers.get("content-type", "")
+    if content_type.partition(";")[0].strip().lower() != "application/json":
+        return None
+    try:
+        data = orjson.loads(request._body)  # read by the boundary (read_body_limited)
+        return model.model_validate(data)
+    except (orjson.JSONDecodeError, ValidationError, AttributeError):
+        return None
 
 
 def _inline_in_turn(endpoint: Callable[..., Any], in_thread: Callable[..., Any]) -> Callable[..., Any]:
@@ -327,10 +355,12 @@ class TransactionalRoute(APIRoute):
         if writes and plain:
             assert call is not None
             in_thread = _commit_on_return(call)
-            runs = _inline_in_turn(call, in_thread) if hasattr(call, "inline_write") else in_thread
-            lean = getattr(call, "first_without_session", None)
-            self.dependant.call = _lean_first(lean, runs) if lean is not None else runs
-        handler = super().get_route_handler()
+            self.dependant.call = _inline_in_turn(call, in_thread) if hasattr(call, "inline_write") else in_thread
+        handler: Callable[[Request], Awaitable[Response]] = super().get_route_handler()
+        fast = getattr(call, "fast_path", None)
+        if fast is not None:
+            handler = _fast_first(fast, handler)
+
         streams_body = bool((self.openapi_extra or {}).get(STREAMED_BODY))
 
         async def boundary(request: Request) -> Response:

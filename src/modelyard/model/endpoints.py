@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
-from modelyard.auth import CurrentPrincipal, current_principal
+from modelyard.auth import CurrentPrincipal, Principal, current_principal
 from modelyard.kit.answer_cache import NOT_MODIFIED
 from modelyard.kit.etag import etag_for, etag_of
 from modelyard.kit.headers import IfMatch
@@ -18,8 +18,10 @@ from modelyard.kit.routing import (
     DbSession,
     api_router,
     cached_answer,
-    first_without_session,
+    fast_path,
     inline_write,
+    json_body,
+    path_params,
     run_db,
     run_prebuilt,
 )
@@ -50,7 +52,7 @@ from modelyard.model_template.schemas import (
     ValidatedRequest,
     ValidateRequest,
 )
-from modelyard.workspace.dependencies import WorkspaceEditor, WorkspaceName, WorkspaceReader
+from modelyard.workspace.dependencies import WorkspaceEditor, WorkspaceName, WorkspaceReader, access_at
 from modelyard.workspace.service import WorkspaceAccess
 from modelyard.workspace.tables import Role
 
@@ -118,21 +120,28 @@ def _version_read(version: ModelVersion, model_ref: str, current_version_id: str
 # -- models ---------------------------------------------------------------------------------------------------------
 
 
-async def _create_model_without_session(
-    body: ModelCreate, access: WorkspaceEditor, session: DbSession, request: Request
-) -> JSONBytes | None:
+async def _create_plain_model(body: ModelCreate, access: WorkspaceAccess, request: Request) -> JSONBytes | None:
     """A model without a template or a first version: its row, labels and event without the session (one statement
-    on PostgreSQL, an inline transaction on SQLite)."""
+    on PostgreSQL, an inline transaction on SQLite). None, with nothing done, for any other."""
     if body.version is not None:
         return None
     fields = body.model_dump(exclude={"version"}, mode="json")
     row = await service.create_model_without_session(request.app.state.ctx.db, access, fields)
-    return None if row is None else _created(row, _replaced(session, access, row, None, [], created=True))
+    return None if row is None else _created(row, service.new_model_answer(row, access.workspace.name))
+
+
+async def _create_model_fast(request: Request) -> JSONBytes | None:
+    names = path_params(request, "ws")
+    body = json_body(request, ModelCreate)
+    if names is None or body is None or body.version is not None:
+        return None
+    access = await access_at(request, names[0], Role.EDITOR)
+    return await _create_plain_model(body, access, request)
 
 
 @router.post(MODELS, status_code=status.HTTP_201_CREATED, response_model=ModelReplaced)
+@fast_path(_create_model_fast)
 @inline_write
-@first_without_session(_create_model_without_session)
 def create_model(body: ModelCreate, access: WorkspaceEditor, session: DbSession, request: Request) -> JSONBytes:
     fields = body.model_dump(exclude={"version"}, mode="json")
     version = body.version.model_dump(mode="json") if body.version else None
@@ -188,8 +197,21 @@ async def list_models(
     return await cached_answer(request, key, session, functools.partial(_model_page, session, access, query))
 
 
+async def _get_model_fast(request: Request) -> JSONBytes | None:
+    names = path_params(request, "ws", "model")
+    if names is None:
+        return None
+    principal = await current_principal(request)
+    return await _model_answer(request, principal, *names)
+
+
 @router.get(MODELS + "/{model}", response_model=ModelRead)
+@fast_path(_get_model_fast)
 async def get_model(ws: WorkspaceName, model: ModelName, principal: CurrentPrincipal, request: Request) -> JSONBytes:
+    return await _model_answer(request, principal, ws, model)
+
+
+async def _model_answer(request: Request, principal: Principal, ws: str, model: str) -> JSONBytes:
     answer, etag = await run_prebuilt(request, service.read_model, service.read_model_async, principal, ws, model)
     return JSONBytes(answer, headers={"ETag": etag})
 

@@ -180,6 +180,12 @@ def model_answers(
     ]
 
 
+def new_model_answer(model: Mapping[str, Any], workspace: str) -> dict[str, Any]:
+    """ModelReplaced's answer for a model just created without a version: none is current, no adapter names it yet,
+    and nothing was coerced."""
+    return _answer(model, workspace, None, []) | {"new_version": None, "coercions": []}
+
+
 def _answer(
     model: Mapping[str, Any], workspace: str, current: Mapping[str, Any] | None, summaries: list[dict[str, Any]]
 ) -> dict[str, Any]:
