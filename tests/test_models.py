@@ -914,3 +914,64 @@ def test_a_create_answers_the_same_either_way(
     assert {"plain-fast", "plain-full", "cs-fast", "cs-full", "keyed-fast", "keyed-full"} <= created
     assert not created & {"bad-fast", "bad-full", "viewed-fast", "viewed-full", "n-fast", "n-full"}
     assert count_rows(db, "model_labels") == 2
+
+
+def test_a_page_of_the_model_list_answers_the_same_either_way(
+    client: TestClient, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every query string gets the same answer with or without the fast path: plain ones (taken by it) and those
+    only the dependency knows how to refuse or read (a label filter, a repeated parameter)."""
+    for i in range(5):
+        labels = {"team": "a" if i % 2 else "b"}
+        body = {"name": f"m{i}", "labels": labels, "visibility": "PUBLIC" if i % 2 else "PRIVATE"}
+        assert client.post(MODELS, json=body).status_code == 201
+    stranger = make_user("stranger")
+    first = client.get(MODELS, params={"page_size": 2, "sort": "name"}).json()
+    assert first["next_page_token"]
+    etag = client.get(MODELS).headers["etag"]
+    taken = _taken_fast(monkeypatch)
+    plain: list[bool] = []
+    parse = endpoints.plain_list_query
+
+    def parsing(request: Any, dependency: Any) -> Any:
+        query = parse(request, dependency)
+        plain.append(query is not None)
+        return query
+
+    monkeypatch.setattr(endpoints, "plain_list_query", parsing)
+    queries: list[Any] = [
+        {},
+        {"page_size": 2, "sort": "name"},
+        {"page_size": 2, "sort": "name", "page_token": first["next_page_token"]},
+        {"page": 2, "page_size": 2, "sort": "-name"},
+        {"page_size": 1000},
+        {"name_prefix": "m1"},
+        {"visibility": "PUBLIC", "sort": "updated_at"},
+        {"has_adapters": "false"},
+        {"model_type": "GENERIC"},
+        {"label": "team:a"},
+        [("label", "team:a"), ("label", "team:b")],
+        [("page_size", "2"), ("page_size", "3")],
+        {"page_size": 0},
+        {"page_size": 1001},
+        {"page_size": "ten"},
+        {"page": "-1"},
+        {"page": "\u0661"},  # an Arabic-Indic digit one: not plain digits
+        {"sort": "size"},
+        {"visibility": "SOMETIMES"},
+        {"name_prefix": "n" * 256},
+        {"page_token": "not-a-token"},
+        {"page_token": first["next_page_token"], "sort": "-name"},  # the token was made for another sort
+        {"unknown": "1"},
+    ]
+    for params in queries:
+        fast, full = _both_ways(monkeypatch, lambda _way, p=params: client.get(MODELS, params=p))
+        assert (fast.status_code, fast.content) == (full.status_code, full.content), params
+        assert fast.headers.get("etag") == full.headers.get("etag")
+    for caller, headers in ((client, {"If-None-Match": etag}), (stranger, {})):
+        fast, full = _both_ways(monkeypatch, lambda _way, c=caller, h=headers: c.get(MODELS, headers=h))
+        assert (fast.status_code, fast.content) == (full.status_code, full.content)
+    assert taken.count("ws") == len(queries) + 2  # every request was offered to the fast path first
+    # Read by it: the first nine queries, the two bad page_tokens (which the pagination refuses either way), the
+    # conditional GET and the stranger's; not the other eleven nor the unknown parameter.
+    assert plain == [True] * 9 + [False] * 11 + [True, True, False] + [True, True]

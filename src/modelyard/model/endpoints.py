@@ -12,7 +12,7 @@ from modelyard.auth import CurrentPrincipal, Principal, current_principal
 from modelyard.kit.answer_cache import NOT_MODIFIED
 from modelyard.kit.etag import etag_for, etag_of
 from modelyard.kit.headers import IfMatch
-from modelyard.kit.pagination import ListQuery, NoFilters, Page, Pagination, list_params
+from modelyard.kit.pagination import ListQuery, NoFilters, Page, Pagination, list_params, plain_list_query
 from modelyard.kit.responses import JSONBytes, json_bytes
 from modelyard.kit.routing import (
     DbSession,
@@ -22,6 +22,7 @@ from modelyard.kit.routing import (
     inline_write,
     json_body,
     path_params,
+    request_session,
     run_db,
     run_prebuilt,
 )
@@ -184,13 +185,30 @@ def _model_page(session: Session, access: WorkspaceAccess, query: ListQuery) -> 
 
 # GET of a model and the list are what pipelines and serving fleets poll: they run on the event loop without a
 # thread hand-off (kit.routing.cached_answer, run_prebuilt): on SQLite all of them; on PostgreSQL GET and a kept page.
+_MODEL_QUERY = list_params(ModelFilters)
+
+
+async def _list_models_fast(request: Request) -> Response | None:
+    names = path_params(request, "ws")
+    query = plain_list_query(request, _MODEL_QUERY)
+    if names is None or query is None:
+        return None
+    access = await access_at(request, names[0], Role.VIEWER)
+    return await _models_page(request, access, request_session(request), query)
+
+
 @router.get(MODELS, response_model=Page[ModelRead], responses=NOT_MODIFIED)
+@fast_path(_list_models_fast)
 async def list_models(
     access: WorkspaceReader,
     session: DbSession,
-    query: Annotated[ListQuery, Depends(list_params(ModelFilters))],
+    query: Annotated[ListQuery, Depends(_MODEL_QUERY)],
     request: Request,
 ) -> Response:
+    return await _models_page(request, access, session, query)
+
+
+async def _models_page(request: Request, access: WorkspaceAccess, session: Session, query: ListQuery) -> Response:
     # A page depends on the workspace and the query only (every reader of a workspace sees all of its models), so
     # one kept answer serves every poller until a commit anywhere changes the database.
     key = ("models", access.workspace.id, query.key())
