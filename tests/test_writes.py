@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from modelyard.db import writes
+from modelyard.db.base import UTCDateTime
 from modelyard.db.engine import Database
 from modelyard.event.tables import Event
 from modelyard.model.tables import Model
@@ -88,3 +89,28 @@ def test_a_row_must_name_known_columns_and_every_required_one() -> None:
         _MODEL.row({"name": "n"})
     with pytest.raises(TypeError, match="needs a table"):
         writes.Insert(Model.__table__.alias("m"))
+
+
+_STAMPS = sa.Table("stamps", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("at", UTCDateTime))
+
+
+@pytest.mark.parametrize(
+    ("stored", "read"),
+    [
+        ("2026-11-24 02:01:41.123456", datetime(2026, 11, 24, 2, 1, 41, 123456, tzinfo=UTC)),  # as SQLAlchemy writes
+        ("2026-11-24 02:01:41", datetime(2026, 11, 24, 2, 1, 41, tzinfo=UTC)),  # CURRENT_TIMESTAMP
+        ("2026-11-24T02:01:41.5+02:00", datetime(2026, 11, 24, 0, 1, 41, 500000, tzinfo=UTC)),  # by another writer
+        (None, None),
+    ],
+)
+def test_a_sqlite_timestamp_reads_back_in_utc(stored: str | None, read: datetime | None) -> None:
+    """SQLite keeps UTCDateTime's values as naive text in UTC, read with datetime.fromisoformat; text in another
+    form still reads through SQLAlchemy's own parsing, converted to UTC."""
+    engine = sa.create_engine("sqlite://")
+    _STAMPS.create(engine)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO stamps (id, at) VALUES (1, ?)", (stored,))
+        assert connection.scalar(sa.select(_STAMPS.c.at)) == read
+        now = datetime.now(UTC)
+        connection.execute(_STAMPS.insert().values(id=2, at=now))
+        assert connection.scalar(sa.select(_STAMPS.c.at).where(_STAMPS.c.id == 2)) == now

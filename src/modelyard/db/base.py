@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -56,6 +57,25 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], datetime | None] | None:
+        """On SQLite, the stored text read with `datetime.fromisoformat` (SQLAlchemy's own parsing, with a regular
+        expression, was a tenth of building a page of 100 models), falling back to SQLAlchemy's for any text it
+        does not take; elsewhere as declared."""
+        declared = super().result_processor(dialect, coltype)
+        if dialect.name != "sqlite" or declared is None:
+            return declared
+        fallback = declared
+
+        def process(value: Any) -> datetime | None:
+            if value is None:
+                return None
+            try:
+                return datetime.fromisoformat(value + "+00:00")  # stored naive, in UTC
+            except (TypeError, ValueError):
+                return fallback(value)
+
+        return process
 
 
 JSONType: Any = sa.JSON().with_variant(JSONB(), "postgresql")

@@ -228,7 +228,7 @@ def paginate(
     else:
         page_stmt = page_stmt.offset((query.page - 1) * query.page_size)
     result = session.execute(page_stmt.limit(query.page_size + 1))
-    found = list(result if rows else result.scalars())
+    found: list[Any] = list(result.all() if rows else result.scalars().all())  # fetchall: one call, not one per row
     has_more = len(found) > query.page_size
     found = found[: query.page_size]
     if total is None:
