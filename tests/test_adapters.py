@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import concurrent.futures
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from modelyard.adapter import endpoints as adapter_endpoints
 from modelyard.config import Settings
 from modelyard.db.engine import Database
 from modelyard.job.worker import Worker
-from tests.fixtures.app import MakeUser, error_shape
+from tests.fixtures.app import MakeUser, both_ways, error_shape, plain_reads
 
 WS = "/v1/workspaces/default"
 ADAPTERS = Path(__file__).parent / "fixtures" / "adapters"
@@ -691,3 +693,41 @@ def test_polled_adapter_list_is_kept_per_caller_and_never_stale(
     assert cache.hits == hits + 1 or not db.is_sqlite  # nothing was written in between
     r = viewer.get(f"{WS}/adapters", params={"model": "hidden/secret"})
     assert r.status_code == 404, r.text
+
+
+def test_the_adapter_lists_answer_the_same_either_way(
+    client: TestClient, llama: str, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What serving fleets poll takes a fast path (kit.routing.fast_path) for a plain query string; every answer is
+    the one FastAPI's own handling of the endpoint gives."""
+    for name in ("a1", "a2", "b3"):
+        assert add(client, llama, {"name": name, "fileset": "lora-llama", "finetuning_type": "lora"}).status_code == 201
+    assert client.patch(f"{WS}/adapters/b3", json={"enabled": False}).status_code == 200
+    stranger = make_user("stranger")
+    first = client.get(f"{WS}/adapters", params={"page_size": 1, "sort": "name"}).json()
+    flat, nested = f"{WS}/adapters", f"{WS}/models/{llama}/adapters"
+    cases: list[tuple[TestClient, str, Any]] = [
+        (client, flat, {}),
+        (client, flat, {"model": f"default/{llama}", "enabled": "true"}),
+        (client, flat, {"model": llama, "enabled": "false"}),
+        (client, flat, {"finetuning_type": "LORA", "name_prefix": "a", "sort": "-name"}),
+        (client, flat, {"page_size": 1, "sort": "name", "page_token": first["next_page_token"]}),
+        (client, flat, {"enabled": "maybe"}),
+        (client, flat, {"model": "m" * 600}),
+        (client, flat, {"unknown": "1"}),
+        (client, flat, [("enabled", "true"), ("enabled", "false")]),
+        (client, nested, {}),
+        (client, nested, {"enabled": "true", "page_size": 2}),
+        (client, f"{WS}/models/missing/adapters", {}),
+        (client, f"{WS}/models/{'m' * 256}/adapters", {}),
+        (client, "/v1/workspaces/nowhere/adapters", {}),
+        (stranger, flat, {}),
+    ]
+    read = plain_reads(monkeypatch, adapter_endpoints)
+    for caller, path, params in cases:
+        fast, full = both_ways(monkeypatch, lambda _way, c=caller, u=path, p=params: c.get(u, params=p))
+        assert (fast.status_code, fast.content) == (full.status_code, full.content), (path, params)
+    # Read by the fast path: all but the four query strings only the dependency refuses.
+    assert read == [True] * 5 + [False] * 4 + [True] * 6
+    enabled = client.get(nested, params={"enabled": "true"}).json()["data"]
+    assert sorted(a["name"] for a in enabled) == ["a1", "a2"]

@@ -21,10 +21,9 @@ from modelyard.db.engine import Database
 from modelyard.errors import NotFound
 from modelyard.job.tables import Job
 from modelyard.job.worker import Worker
-from modelyard.kit import routing
 from modelyard.model import endpoints, service
 from modelyard.workspace.tables import Role
-from tests.fixtures.app import MakeUser, error_shape
+from tests.fixtures.app import MakeUser, both_ways, error_shape, plain_reads
 from tests.fixtures.databases import count_rows
 from tests.fixtures.models import config, config_bytes, numel, safetensors_bytes, tiny_llama_tensors
 
@@ -808,15 +807,6 @@ def test_a_create_that_needs_the_session_takes_its_path(client: TestClient, monk
 _VOLATILE = ("id", "name", "created_at", "updated_at")
 
 
-def _both_ways(monkeypatch: pytest.MonkeyPatch, send: Any) -> tuple[Any, Any]:
-    """`send(way)`'s answer with the fast paths, then without them (FastAPI's own handling of the endpoint)."""
-    fast = send("fast")
-    monkeypatch.setattr(routing, "FAST_PATHS", False)
-    full = send("full")
-    monkeypatch.setattr(routing, "FAST_PATHS", True)
-    return fast, full
-
-
 def _taken_fast(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The fast paths that got as far as their parameters."""
     taken: list[str] = []
@@ -847,7 +837,7 @@ def test_a_get_of_a_model_answers_the_same_either_way(
         (client, f"{MODELS}/seen", {"Authorization": "Bearer not-a-token"}),
     ]
     for caller, path, headers in cases:
-        fast, full = _both_ways(monkeypatch, lambda _way, c=caller, p=path, h=headers: c.get(p, headers=h))
+        fast, full = both_ways(monkeypatch, lambda _way, c=caller, p=path, h=headers: c.get(p, headers=h))
         assert (fast.status_code, fast.content) == (full.status_code, full.content), path
         assert fast.headers.get("etag") == full.headers.get("etag")
     assert [r.status_code for r in (client.get(f"{MODELS}/seen"), stranger.get(f"{MODELS}/seen"))] == [200, 404]
@@ -902,7 +892,7 @@ def test_a_create_answers_the_same_either_way(
         ),
     ]
     for label, send in cases:
-        fast, full = _both_ways(monkeypatch, send)
+        fast, full = both_ways(monkeypatch, send)
         assert fast.status_code == full.status_code, (label, fast.text, full.text)
         assert volatile_free(fast) == volatile_free(full), label
     assert taken.count("ws") == len(cases)  # every create was offered to the fast path first
@@ -930,15 +920,7 @@ def test_a_page_of_the_model_list_answers_the_same_either_way(
     assert first["next_page_token"]
     etag = client.get(MODELS).headers["etag"]
     taken = _taken_fast(monkeypatch)
-    plain: list[bool] = []
-    parse = endpoints.plain_list_query
-
-    def parsing(request: Any, dependency: Any) -> Any:
-        query = parse(request, dependency)
-        plain.append(query is not None)
-        return query
-
-    monkeypatch.setattr(endpoints, "plain_list_query", parsing)
+    plain = plain_reads(monkeypatch, endpoints)
     queries: list[Any] = [
         {},
         {"page_size": 2, "sort": "name"},
@@ -965,11 +947,11 @@ def test_a_page_of_the_model_list_answers_the_same_either_way(
         {"unknown": "1"},
     ]
     for params in queries:
-        fast, full = _both_ways(monkeypatch, lambda _way, p=params: client.get(MODELS, params=p))
+        fast, full = both_ways(monkeypatch, lambda _way, p=params: client.get(MODELS, params=p))
         assert (fast.status_code, fast.content) == (full.status_code, full.content), params
         assert fast.headers.get("etag") == full.headers.get("etag")
     for caller, headers in ((client, {"If-None-Match": etag}), (stranger, {})):
-        fast, full = _both_ways(monkeypatch, lambda _way, c=caller, h=headers: c.get(MODELS, headers=h))
+        fast, full = both_ways(monkeypatch, lambda _way, c=caller, h=headers: c.get(MODELS, headers=h))
         assert (fast.status_code, fast.content) == (full.status_code, full.content)
     assert taken.count("ws") == len(queries) + 2  # every request was offered to the fast path first
     # Read by it: the first nine queries, the two bad page_tokens (which the pagination refuses either way), the

@@ -23,19 +23,28 @@ from modelyard.adapter.tables import Adapter
 from modelyard.kit.answer_cache import NOT_MODIFIED
 from modelyard.kit.etag import etag_of
 from modelyard.kit.headers import IfMatch
-from modelyard.kit.pagination import ListQuery, Page, list_params
-from modelyard.kit.routing import DbSession, api_router, cached_answer, run_prebuilt
+from modelyard.kit.pagination import ListQuery, Page, list_params, plain_list_query
+from modelyard.kit.routing import (
+    DbSession,
+    api_router,
+    cached_answer,
+    fast_path,
+    path_params,
+    request_session,
+    run_prebuilt,
+)
 from modelyard.kit.schemas import read_model
 from modelyard.model.endpoints import ModelName
 from modelyard.model.service import ModelAccess, model_access
-from modelyard.workspace.dependencies import WorkspaceEditor, WorkspaceReader
+from modelyard.workspace.dependencies import WorkspaceEditor, WorkspaceReader, access_at
 from modelyard.workspace.service import WorkspaceAccess
 from modelyard.workspace.tables import Role
 
 router = api_router("/v1/workspaces/{ws}", tags=["adapters"])
 
 AllowIncompatible = Annotated[bool, Query(description="Store an incompatible adapter, disabled, instead of refusing")]
-Filters = Annotated[ListQuery, Depends(list_params(AdapterFilters))]
+_ADAPTER_QUERY = list_params(AdapterFilters)
+Filters = Annotated[ListQuery, Depends(_ADAPTER_QUERY)]
 
 
 def adapters_read(session: Session, adapters: list[Adapter]) -> list[AdapterRead]:
@@ -114,7 +123,27 @@ async def _adapters(
 
 # The reads a serving fleet polls run on the event loop (kit.routing.cached_answer, run_prebuilt), without a thread
 # hand-off: on SQLite all of them; on PostgreSQL a kept page and GET of an adapter.
+async def _adapters_fast(request: Request, nested: bool) -> Response | None:
+    """A page of adapters (the workspace's, or with `nested` those of the model in the path) for a plain query
+    string: what serving fleets poll, past FastAPI's own handling (kit.routing.fast_path)."""
+    given = path_params(request, "ws", "model") if nested else path_params(request, "ws")
+    query = plain_list_query(request, _ADAPTER_QUERY)
+    if given is None or query is None:
+        return None
+    access = await access_at(request, given[0], Role.VIEWER)
+    return await _adapters(request, request_session(request), access, query, given[1] if nested else None)
+
+
+async def _list_adapters_fast(request: Request) -> Response | None:
+    return await _adapters_fast(request, nested=False)
+
+
+async def _list_model_adapters_fast(request: Request) -> Response | None:
+    return await _adapters_fast(request, nested=True)
+
+
 @router.get("/adapters", response_model=Page[AdapterRead], responses=NOT_MODIFIED)
+@fast_path(_list_adapters_fast)
 async def list_adapters(access: WorkspaceReader, session: DbSession, query: Filters, request: Request) -> Response:
     return await _adapters(request, session, access, query, None)
 
@@ -183,6 +212,7 @@ def create_model_adapter(
 
 
 @router.get("/models/{model}/adapters", response_model=Page[AdapterRead], responses=NOT_MODIFIED)
+@fast_path(_list_model_adapters_fast)
 async def list_model_adapters(
     model: ModelName, access: WorkspaceReader, session: DbSession, query: Filters, request: Request
 ) -> Response:

@@ -121,23 +121,17 @@ def _version_read(version: ModelVersion, model_ref: str, current_version_id: str
 # -- models ---------------------------------------------------------------------------------------------------------
 
 
-async def _create_plain_model(body: ModelCreate, access: WorkspaceAccess, request: Request) -> JSONBytes | None:
+async def _create_model_fast(request: Request) -> JSONBytes | None:
     """A model without a template or a first version: its row, labels and event without the session (one statement
     on PostgreSQL, an inline transaction on SQLite). None, with nothing done, for any other."""
-    if body.version is not None:
-        return None
-    fields = body.model_dump(exclude={"version"}, mode="json")
-    row = await service.create_model_without_session(request.app.state.ctx.db, access, fields)
-    return None if row is None else _created(row, service.new_model_answer(row, access.workspace.name))
-
-
-async def _create_model_fast(request: Request) -> JSONBytes | None:
     names = path_params(request, "ws")
     body = json_body(request, ModelCreate)
     if names is None or body is None or body.version is not None:
         return None
     access = await access_at(request, names[0], Role.EDITOR)
-    return await _create_plain_model(body, access, request)
+    fields = body.model_dump(exclude={"version"}, mode="json")
+    row = await service.create_model_without_session(request.app.state.ctx.db, access, fields)
+    return None if row is None else _created(row, service.new_model_answer(row, access.workspace.name))
 
 
 @router.post(MODELS, status_code=status.HTTP_201_CREATED, response_model=ModelReplaced)
@@ -185,6 +179,7 @@ def _model_page(session: Session, access: WorkspaceAccess, query: ListQuery) -> 
 
 # GET of a model and the list are what pipelines and serving fleets poll: they run on the event loop without a
 # thread hand-off (kit.routing.cached_answer, run_prebuilt): on SQLite all of them; on PostgreSQL GET and a kept page.
+# Their plain requests take a fast path (kit.routing.fast_path), past FastAPI's own handling.
 _MODEL_QUERY = list_params(ModelFilters)
 
 
