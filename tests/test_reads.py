@@ -4,6 +4,8 @@ refused."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -112,3 +114,36 @@ def test_a_row_copy_works_before_any_query_configured_the_mappers() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["ws-1", "n", "2"]
+
+
+def test_sqlite_reads_on_an_event_loop_keep_one_connection(db: Database) -> None:
+    """On SQLite, the reads made on an event loop share a connection kept for that loop, outside the pool; a read
+    begun while another is under way on the loop, and any read off a loop, take one from the pool; each read is
+    its own snapshot; `dispose` closes the kept connection."""
+    if not db.is_sqlite:
+        pytest.skip("PostgreSQL's reads on the loop are its asyncio connections (AsyncReads)")
+    seen: list[object] = []
+
+    async def reads() -> None:
+        for name in ("first", "second"):
+            with db.reading() as reader:
+                assert reader.first(_BY_NAME, name=name) is None
+                seen.append(reader._cursor.connection)
+                assert db.engine.pool.checkedout() == 0  # not the pool's
+                with db.reading() as nested:  # one under way already: the pool's
+                    assert db.engine.pool.checkedout() == 1
+                    assert nested.first(_BY_NAME, name=name) is None
+            with db.session(write=True) as session:  # the next read is a new snapshot
+                session.add(Workspace(name=name))
+                session.commit()
+            with db.reading() as reader:
+                assert reader.first(_BY_NAME, name=name) is not None
+        db.dispose()
+        with pytest.raises(sqlite3.ProgrammingError):  # closed
+            seen[0].execute("SELECT 1")  # type: ignore[attr-defined]
+
+    asyncio.run(reads())
+    assert seen[0] is seen[1]
+    with db.reading() as reader:  # off a loop
+        assert db.engine.pool.checkedout() == 1
+        assert reader.first(_BY_NAME, name="second") is not None

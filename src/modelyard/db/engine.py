@@ -11,8 +11,8 @@ import json
 import sqlite3
 import time
 import weakref
-from collections.abc import AsyncIterator
-from contextlib import AbstractContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any, cast
 
@@ -219,6 +219,14 @@ class StaleConnections:
             raise
 
 
+class _KeptReader:
+    """The connection kept for an event loop's prebuilt reads on SQLite (Database.reading)."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.busy = False
+
+
 class Database:
     """The engine plus two session factories: one for reads and one for transactions that will write."""
 
@@ -257,6 +265,10 @@ class Database:
             weakref.WeakKeyDictionary()
         )
         self._inline: sqlite3.Connection | None = None  # inline_transaction's, made at its first use
+        # _loop_reading's connection of each event loop, dropped (and closed) with the loop.
+        self._loop_readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _KeptReader] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -348,11 +360,51 @@ class Database:
         return self._inline
 
     def reading(self) -> AbstractContextManager[Reader]:
-        """Prebuilt reads (modelyard.db.reads) on a pooled connection of their own, outside any session."""
+        """Prebuilt reads (modelyard.db.reads) on a connection of their own, outside any session: on SQLite, on an
+        event loop, the connection kept for that loop's reads (`_loop_reading`); otherwise a pooled one."""
+        if self.is_sqlite:
+            kept = self._loop_reader()
+            if kept is not None:
+                return self._loop_reading(kept)
         return reading(self.engine, on_disconnect=self.stale.suspect_all if self.stale is not None else None)
+
+    def _loop_reader(self) -> _KeptReader | None:
+        """The running event loop's kept reader if it is free (made at its first use); None off a loop, or when a read
+        is under way on it already."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        kept = self._loop_readers.get(loop)
+        if kept is None:
+            proxied = self.engine.raw_connection()  # made as the pool's are, with every pragma of _configure_sqlite
+            kept = _KeptReader(proxied.dbapi_connection)
+            proxied.detach()
+            self._loop_readers[loop] = kept
+        return None if kept.busy else kept
+
+    @contextmanager
+    def _loop_reading(self, kept: _KeptReader) -> Iterator[Reader]:
+        """SQLite's prebuilt reads on the event loop, on the connection kept for that loop: the pool's checkout and
+        return cost a seventh of a GET of a model (bench/RESULTS.md). A read on the loop awaits nothing inside, so
+        one connection per loop serves them all; one that is dropped with its loop is closed with it."""
+        kept.busy = True
+        cursor = kept.connection.cursor()
+        try:
+            cursor.execute("BEGIN")
+            yield Reader(cursor, self.engine.dialect)
+        finally:
+            try:
+                cursor.execute("COMMIT")
+            finally:
+                cursor.close()
+                kept.busy = False
 
     def dispose(self) -> None:
         self.changes.close()
+        kept, self._loop_readers = list(self._loop_readers.values()), weakref.WeakKeyDictionary()
+        for reader in kept:
+            reader.connection.close()
         if self._inline is not None:
             self._inline.close()
             self._inline = None
