@@ -3,6 +3,7 @@ real config.json files, and every bad input of the seeds."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import hashlib
 import json
@@ -776,6 +777,28 @@ def test_a_plain_create_goes_without_the_session(
     assert count_rows(db, "model_labels") == 2
     assert len(client.get(f"{WS}/events", params={"action": "model.created"}).json()["data"]) == 1
     assert client.get(f"{MODELS}/one").json()["labels"] == labels
+
+
+def test_concurrent_creates_each_get_their_own_answer(live_server: str, admin_token: str, db: Database) -> None:
+    """Creates that arrive together over real connections (on SQLite they commit in groups): each is told what
+    happened to it, a repeated name 409 alone, and what was answered 201 is stored with its event."""
+    names = [f"c{i}" for i in range(12)] + ["c3", "c7"]
+
+    async def create_all() -> list[httpx.Response]:
+        headers = {"Authorization": f"Bearer {admin_token}"}
+        async with httpx.AsyncClient(base_url=live_server, headers=headers, timeout=30) as http:
+            return await asyncio.gather(*(http.post(MODELS, json={"name": name}) for name in names))
+
+    answers = asyncio.run(create_all())
+    statuses = [r.status_code for r in answers]
+    assert statuses.count(201) == 12, [r.text for r in answers]
+    assert statuses.count(409) == 2
+    assert {r.json()["name"] for r in answers if r.status_code == 201} == set(names)
+    assert all(error_shape(r)["error_code"] == "MODEL_ALREADY_EXISTS" for r in answers if r.status_code == 409)
+    assert count_rows(db, "models") == 12
+    with httpx.Client(base_url=live_server, headers={"Authorization": f"Bearer {admin_token}"}) as http:
+        events = http.get(f"{WS}/events", params={"action": "model.created", "page_size": 100}).json()["data"]
+    assert sorted(e["resource"]["name"] for e in events) == sorted(set(names))
 
 
 def test_a_create_that_needs_the_session_takes_its_path(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:

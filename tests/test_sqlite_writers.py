@@ -18,8 +18,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from modelyard.db import engine, writes
-from modelyard.db.engine import Database, WriteTurnBusy
+from modelyard.db import engine, group_commit, writes
+from modelyard.db.engine import Database
+from modelyard.db.writer_lock import WriteTurnBusy
 from modelyard.errors import ServiceUnavailable
 from modelyard.kit.routing import DbSession, api_router, inline_write
 from modelyard.workspace.tables import Workspace
@@ -435,7 +436,7 @@ def test_an_inline_write_whose_transaction_began_earlier_goes_to_a_thread(
         assert session.scalar(sa.select(sa.func.count()).where(Workspace.name == "late")) == 1
 
 
-# -- inline transactions: a write on the event loop without the session (Database.inline_transaction) -------------
+# -- inline writes: writes on the event loop without the session, committed in groups (Database.inline_write) --------
 
 _NEW_WORKSPACE = writes.Insert(Workspace.__table__)  # type: ignore[arg-type]
 
@@ -444,18 +445,38 @@ def _new_workspace(name: str) -> writes.Row:
     return _NEW_WORKSPACE.row({"name": name, "description": "", "created_by": "t", "updated_by": "t"})
 
 
+def _insert(*names: str) -> Callable[[writes.DriverTransaction], int]:
+    """An inline write of workspaces named `names`, one statement each (a repeated name fails on the second)."""
+
+    def work(transaction: writes.DriverTransaction) -> int:
+        return sum(writes.insert(transaction, _NEW_WORKSPACE, [_new_workspace(name)]) for name in names)
+
+    return work
+
+
 def _workspace_names(db: Database) -> set[str]:
     with db.session(write=False) as session:
         return set(session.scalars(sa.select(Workspace.name)))
 
 
-def test_an_inline_transaction_commits_in_its_turn_and_gives_the_lock_back(sqlite_db: Database) -> None:
+def _transactions(db: Database) -> list[str]:
+    """The BEGINs and COMMITs the inline writes' connection runs from now on."""
+    seen: list[str] = []
+    db._inline_connection().set_trace_callback(
+        lambda sql: seen.append(sql) if sql.startswith(("BEGIN", "COMMIT")) else None
+    )
+    return seen
+
+
+def test_an_inline_write_commits_in_its_turn_and_gives_the_lock_back(sqlite_db: Database) -> None:
+    def work(transaction: writes.DriverTransaction) -> str:
+        assert writes.insert(transaction, _NEW_WORKSPACE, [_new_workspace("inline")]) == 1
+        assert not _other_process_could_write(sqlite_db)  # held from BEGIN to COMMIT
+        assert "inline" not in _workspace_names(sqlite_db)  # not committed yet: readers do not see it
+        return "done"
+
     async def write() -> None:
-        async with sqlite_db.inline_transaction() as transaction:
-            assert transaction is not None
-            assert writes.insert(transaction, _NEW_WORKSPACE, [_new_workspace("inline")]) == 1
-            assert not _other_process_could_write(sqlite_db)  # held from BEGIN to COMMIT
-            assert "inline" not in _workspace_names(sqlite_db)  # not committed yet: readers do not see it
+        assert await sqlite_db.inline_write(work) == "done"
         assert _other_process_could_write(sqlite_db)
         assert "inline" in _workspace_names(sqlite_db)
 
@@ -463,43 +484,116 @@ def test_an_inline_transaction_commits_in_its_turn_and_gives_the_lock_back(sqlit
     _next_writer_gets_through(sqlite_db)
 
 
-def test_an_inline_transaction_that_raises_stores_nothing(sqlite_db: Database) -> None:
-    """An error inside the block rolls back what it inserted; a constraint's error is SQLAlchemy's IntegrityError,
-    as in a session."""
-
-    async def write() -> None:
-        async with sqlite_db.inline_transaction() as transaction:
-            assert transaction is not None
-            writes.insert(transaction, _NEW_WORKSPACE, [_new_workspace("half")])
-            writes.insert(transaction, _NEW_WORKSPACE, [_new_workspace("half")])  # the name is unique
-
+def test_an_inline_write_that_raises_stores_nothing(sqlite_db: Database) -> None:
+    """An error in the work rolls back what it inserted; a constraint's error is SQLAlchemy's IntegrityError, as in
+    a session."""
     with pytest.raises(IntegrityError):
-        asyncio.run(write())
+        asyncio.run(sqlite_db.inline_write(_insert("half", "half")))  # the name is unique
     assert "half" not in _workspace_names(sqlite_db)
     assert _other_process_could_write(sqlite_db)
     _next_writer_gets_through(sqlite_db)
-
-    async def again() -> None:  # the kept connection is not left in a transaction
-        async with sqlite_db.inline_transaction() as transaction:
-            assert transaction is not None
-            writes.insert(transaction, _NEW_WORKSPACE, [_new_workspace("half")])
-
-    asyncio.run(again())
+    assert asyncio.run(sqlite_db.inline_write(_insert("half"))) == 1  # the kept connection is not left in one
     assert "half" in _workspace_names(sqlite_db)
 
 
-def test_an_inline_transaction_gives_way_to_a_writer_outside_the_turns(sqlite_db: Database) -> None:
-    """A `sqlite3` shell holding SQLite's lock: no transaction (None) at once, not after SQLite's busy timeout, and
-    the turn is given back; the connections of the pool still wait for the lock as long as they always did."""
+def test_inline_writes_that_come_together_share_one_commit(sqlite_db: Database) -> None:
+    transactions = _transactions(sqlite_db)
+
+    async def together() -> list[int]:
+        return await asyncio.gather(*(sqlite_db.inline_write(_insert(f"w{i}")) for i in range(10)))
+
+    assert asyncio.run(together()) == [1] * 10
+    assert transactions == ["BEGIN IMMEDIATE", "COMMIT"]
+    assert {f"w{i}" for i in range(10)} <= _workspace_names(sqlite_db)
+
+
+def test_a_group_holds_at_most_its_limit(sqlite_db: Database) -> None:
+    transactions = _transactions(sqlite_db)
+    count = group_commit.GROUP_LIMIT + 1
+
+    async def together() -> list[int]:
+        return await asyncio.gather(*(sqlite_db.inline_write(_insert(f"w{i}")) for i in range(count)))
+
+    assert asyncio.run(together()) == [1] * count
+    assert transactions == ["BEGIN IMMEDIATE", "COMMIT"] * 2
+
+
+def test_one_write_that_fails_in_a_group_loses_only_its_own_work(sqlite_db: Database) -> None:
+    """Its savepoint is rolled back, with the row it had inserted before its error; the others commit."""
+
+    async def together() -> list[int | BaseException]:
+        return await asyncio.gather(
+            sqlite_db.inline_write(_insert("a")),
+            sqlite_db.inline_write(_insert("b", "b")),
+            sqlite_db.inline_write(_insert("c")),
+            return_exceptions=True,
+        )
+
+    first, failed, last = asyncio.run(together())
+    assert (first, last) == (1, 1)
+    assert isinstance(failed, IntegrityError)
+    names = _workspace_names(sqlite_db)
+    assert {"a", "c"} <= names
+    assert "b" not in names
+    _next_writer_gets_through(sqlite_db)
+
+
+def test_a_group_whose_commit_fails_stores_nothing_and_tells_each_write(sqlite_db: Database) -> None:
+    """A foreign key checked at COMMIT (deferred) fails the whole transaction: no caller is told it was stored."""
+
+    def orphan(transaction: writes.DriverTransaction) -> int:
+        transaction.connection.execute("PRAGMA defer_foreign_keys=ON")  # for this transaction only
+        transaction.connection.execute(
+            "INSERT INTO memberships (workspace_id, user_id, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+            ("no-such-workspace", "no-such-user", "viewer", "2026-01-01 00:00:00", "2026-01-01 00:00:00"),
+        )
+        return 1
+
+    async def together() -> list[int | BaseException]:
+        return await asyncio.gather(
+            sqlite_db.inline_write(_insert("x")),
+            sqlite_db.inline_write(orphan),
+            sqlite_db.inline_write(_insert("y")),
+            return_exceptions=True,
+        )
+
+    outcomes = asyncio.run(together())
+    assert all(isinstance(o, IntegrityError) and "FOREIGN KEY" in str(o) for o in outcomes), outcomes
+    assert len({id(o) for o in outcomes}) == 3  # each caller its own copy of the error
+    assert not {"x", "y"} & _workspace_names(sqlite_db)
+    assert _other_process_could_write(sqlite_db)
+    assert asyncio.run(sqlite_db.inline_write(_insert("x"))) == 1
+
+
+def test_a_write_whose_caller_went_away_before_its_group_ran_is_left_out(sqlite_db: Database) -> None:
+    async def write() -> None:
+        gone = asyncio.ensure_future(sqlite_db.inline_write(_insert("gone")))
+        kept = asyncio.ensure_future(sqlite_db.inline_write(_insert("kept")))
+        await asyncio.sleep(0)  # both joined the group, which has not run yet
+        gone.cancel()
+        assert await kept == 1
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+
+    asyncio.run(write())
+    names = _workspace_names(sqlite_db)
+    assert "kept" in names
+    assert "gone" not in names
+
+
+def test_an_inline_write_gives_way_to_a_writer_outside_the_turns(sqlite_db: Database) -> None:
+    """A `sqlite3` shell holding SQLite's lock: WriteTurnBusy at once, not after SQLite's busy timeout, with nothing
+    done, and the turn given back; the connections of the pool still wait for the lock as long as they always did."""
     outside = _outside_writer(sqlite_db)
 
-    async def write() -> writes.DriverTransaction | None:
-        async with sqlite_db.inline_transaction() as transaction:
-            return transaction
+    async def together() -> list[int | BaseException]:
+        return await asyncio.gather(
+            *(sqlite_db.inline_write(_insert(f"w{i}")) for i in range(2)), return_exceptions=True
+        )
 
     try:
         started = time.monotonic()
-        assert asyncio.run(write()) is None
+        assert all(isinstance(o, WriteTurnBusy) for o in asyncio.run(together()))
         assert time.monotonic() - started < 5
         assert _other_process_could_write(sqlite_db)
         with sqlite_db.engine.connect() as connection:
@@ -509,27 +603,22 @@ def test_an_inline_transaction_gives_way_to_a_writer_outside_the_turns(sqlite_db
         outside.rollback()
         outside.close()
     _next_writer_gets_through(sqlite_db)
+    assert not {"w0", "w1"} & _workspace_names(sqlite_db)
 
 
-def test_an_inline_transaction_after_dispose_opens_its_connection_again(sqlite_db: Database) -> None:
-    async def write(name: str) -> None:
-        async with sqlite_db.inline_transaction() as transaction:
-            assert transaction is not None
-            writes.insert(transaction, _NEW_WORKSPACE, [_new_workspace(name)])
-
-    asyncio.run(write("before"))
+def test_an_inline_write_after_dispose_opens_its_connection_again(sqlite_db: Database) -> None:
+    asyncio.run(sqlite_db.inline_write(_insert("before")))
     sqlite_db.dispose()
-    asyncio.run(write("after-dispose"))
+    asyncio.run(sqlite_db.inline_write(_insert("after-dispose")))
     assert {"before", "after-dispose"} <= _workspace_names(sqlite_db)
 
 
-def test_inline_transactions_are_sqlites(db: Database) -> None:
+def test_inline_writes_are_sqlites(db: Database) -> None:
     if db.is_sqlite:
         pytest.skip("PostgreSQL's writes are single statements (modelyard.db.writes.Guarded)")
 
-    async def write() -> None:
-        async with db.inline_transaction():
-            raise AssertionError("began")
+    def work(_transaction: writes.DriverTransaction) -> None:
+        raise AssertionError("ran")
 
     with pytest.raises(RuntimeError, match="SQLite's"):
-        asyncio.run(write())
+        asyncio.run(db.inline_write(work))

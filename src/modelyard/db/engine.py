@@ -11,10 +11,10 @@ import json
 import sqlite3
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import orjson
 import sqlalchemy as sa
@@ -24,11 +24,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from modelyard.db.changes import ChangeWatch
 from modelyard.db.checkpoints import WRITER_CHECKPOINT_PAGES
+from modelyard.db.group_commit import WriteGroups
 from modelyard.db.reads import AsyncReads, Reader, reading
 from modelyard.db.urls import sqlite_file
-from modelyard.db.writer_lock import WriterLock
+from modelyard.db.writer_lock import WriterLock, WriteTurnBusy
 from modelyard.db.writes import DriverTransaction
 from modelyard.errors import ServiceUnavailable
+
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_POOL_SIZE = 64
@@ -93,11 +96,6 @@ def _database_busy() -> ServiceUnavailable:
         solution_msg="Retry in a moment; if it lasts, look for a long-running write in the server's log",
         headers={"Retry-After": "1"},
     )
-
-
-class WriteTurnBusy(Exception):
-    """SQLite's write lock is held by a writer that does not take turns (a `sqlite3` shell, an older modelyard):
-    an inline write does not wait for it, and goes to a thread instead."""
 
 
 class _Turn:
@@ -264,7 +262,10 @@ class Database:
         self._inline_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
-        self._inline: sqlite3.Connection | None = None  # inline_transaction's, made at its first use
+        self._inline: sqlite3.Connection | None = None  # inline_write's, made at its first use
+        self._groups = (
+            WriteGroups(self.write_turn, self._inline_connection, self.engine.dialect) if self.writers else None
+        )
         # _loop_reading's connection of each event loop, dropped (and closed) with the loop.
         self._loop_readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _KeptReader] = (
             weakref.WeakKeyDictionary()
@@ -318,37 +319,20 @@ class Database:
             if not turn.used:
                 writers.release()
 
-    @asynccontextmanager
-    async def inline_transaction(self) -> AsyncIterator[DriverTransaction | None]:
-        """On SQLite, a write transaction on the event loop in this process's turn on the writer lock
-        (`write_turn`), on a driver connection kept for these, outside the session and the pool: BEGIN IMMEDIATE
-        at the start, COMMIT at the end of the block, ROLLBACK if it raises. None, with nothing begun, if SQLite's
-        lock is held by a writer that takes no turns: the caller then goes the session's way, which waits for it.
+    async def inline_write(self, work: Callable[[DriverTransaction], T]) -> T:
+        """On SQLite, `work` on the event loop in a write transaction of this process's turn on the writer lock
+        (`write_turn`), on a driver connection kept for these writes, outside the session and the pool; its result
+        once committed. The inline writes that reach the loop together share the transaction, each in a savepoint
+        of its own (modelyard.db.group_commit): one's error rolls back its own work only. WriteTurnBusy, with
+        nothing done, if SQLite's lock is held by a writer that takes no turns: the caller then goes the session's
+        way, which waits for it.
 
-        For a short write that awaits nothing inside the block (a model's create): the session's begin, commit and
-        close, the pool's checkout and return, and the two changes of the busy timeout around each BEGIN on a turn
-        were a fifth of its cost (bench/RESULTS.md)."""
-        if self.writers is None:
-            raise RuntimeError("Inline transactions are SQLite's")
-        async with self.write_turn():
-            connection = self._inline_connection()
-            try:
-                connection.execute("BEGIN IMMEDIATE")  # its busy timeout is 0: never waits on the loop
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
-                    raise _driver_error("BEGIN IMMEDIATE", exc, self.engine.dialect) from exc
-                yield None
-                return
-            try:
-                yield DriverTransaction(connection, self.engine.dialect)
-            except BaseException:
-                connection.rollback()
-                raise
-            try:
-                connection.execute("COMMIT")
-            except sqlite3.Error as exc:
-                connection.rollback()
-                raise _driver_error("COMMIT", exc, self.engine.dialect) from exc
+        For a short write that awaits nothing (a model's create): the session's begin, commit and close, the pool's
+        checkout and return, and the two changes of the busy timeout around each BEGIN on a turn were a fifth of its
+        cost, and SQLite's commit most of the rest (bench/RESULTS.md)."""
+        if self._groups is None:
+            raise RuntimeError("Inline writes are SQLite's")
+        return await self._groups.run(work)
 
     def _inline_connection(self) -> sqlite3.Connection:
         if self._inline is None:

@@ -20,6 +20,11 @@ import os
 import threading
 
 
+class WriteTurnBusy(Exception):
+    """SQLite's write lock is held by a writer that does not take turns (a `sqlite3` shell, an older modelyard):
+    an inline write does not wait for it on the event loop, and goes to a thread instead, which does."""
+
+
 class WriterLock:
     def __init__(self, path: str | None) -> None:
         """`path`: the lock file (None for an in-memory database, which one process owns). It is opened at the

@@ -168,7 +168,7 @@ def _constant(value: Any) -> Callable[[], Any]:
 
 class DriverTransaction:
     """A write transaction on a driver connection outside any session: on SQLite, an inline write's on the event
-    loop (Database.inline_transaction), begun and ended by its owner. `insert` runs in it as in a session's
+    loop (Database.inline_write), begun and ended by its owner. `insert` runs in it as in a session's
     transaction. It spares a create the session's begin, commit and close, and the pool's checkout and return."""
 
     def __init__(self, connection: Any, dialect: Dialect) -> None:

@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from modelyard.db.engine import WriteTurnBusy
 from modelyard.db.reads import AsyncReader, Reader
+from modelyard.db.writer_lock import WriteTurnBusy
 from modelyard.errors import ERROR_RESPONSES, PayloadTooLarge
 from modelyard.kit import idempotency
 from modelyard.kit.answer_cache import Answer

@@ -19,6 +19,7 @@ from modelyard.db.base import row_copy, utcnow
 from modelyard.db.engine import Database
 from modelyard.db.reads import AsyncReader, Reader, Row
 from modelyard.db.unique import insert_row_unique
+from modelyard.db.writer_lock import WriteTurnBusy
 from modelyard.errors import Conflict, Forbidden, NotFound
 from modelyard.event import service as events
 from modelyard.fileset.service import register_reference_checker
@@ -279,10 +280,10 @@ async def create_model_without_session(
     db: Database, ws: WorkspaceAccess, fields: dict[str, Any]
 ) -> dict[str, Any] | None:
     """`create_model` from the event loop, without the ORM session: on PostgreSQL as one statement on one of the
-    asyncio connections (Database.async_reads), on SQLite as a transaction in this process's write turn
-    (Database.inline_transaction). The new model's row; None, with nothing done, for a model made from a template
-    (whose template the session path reads and checks), or while SQLite's lock is held by a writer that takes no
-    turns."""
+    asyncio connections (Database.async_reads), on SQLite as an inline write in this process's write turn, committed
+    with the others that came with it (Database.inline_write). The new model's row; None, with nothing done, for a
+    model made from a template (whose template the session path reads and checks), or while SQLite's lock is held by
+    a writer that takes no turns."""
     if fields.get("model_template") or fields.get("model_creation_parameters"):
         return None
     row = _new_model(ws, fields, None)
@@ -292,10 +293,9 @@ async def create_model_without_session(
             async with db.async_reads.writing() as writer:
                 inserted = await repository.insert_model_async(writer, row, event)
         else:
-            async with db.inline_transaction() as transaction:
-                if transaction is None:
-                    return None
-                inserted = repository.insert_model(transaction, row, event)
+            inserted = await db.inline_write(lambda transaction: repository.insert_model(transaction, row, event))
+    except WriteTurnBusy:
+        return None
     except IntegrityError as exc:
         raise _model_exists(ws, fields["name"]) from exc
     if not inserted:
