@@ -36,6 +36,54 @@ def test_malformed_json_is_422(client: TestClient, db: Database) -> None:
     assert count_rows(db, "workspaces") == before
 
 
+def test_malformed_json_says_why(client: TestClient) -> None:
+    r = client.post("/v1/workspaces", content=b'{"name": "x",', headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    message = error_shape(r)["detail"][0]["msg"]
+    assert message.startswith("JSON decode error: Expecting property name"), message
+
+
+_MODELS = "/v1/workspaces/default/models"
+
+
+@pytest.mark.parametrize(
+    ("number", "reason"),
+    [
+        (b"NaN", "NaN is not a JSON number"),
+        (b"Infinity", "Infinity is not a JSON number"),
+        (b"-Infinity", "-Infinity is not a JSON number"),
+        (b"1e999", "Number out of range"),
+        (str(2**64).encode(), "Integer out of range"),
+        (str(-(2**63) - 1).encode(), "Integer out of range"),
+        (b"123456789012345678901234567890", "Integer out of range"),
+    ],
+)
+def test_numbers_that_would_not_come_back_as_sent_are_422(
+    client: TestClient, db: Database, number: bytes, reason: str
+) -> None:
+    """Python's JSON parser takes NaN and Infinity, and orjson (which writes the answers) reads an integer beyond
+    64 bits as a float: such a number would have been stored or answered changed, so it is refused where it is."""
+    body = b'{"name": "m", "base_model_metadata": {"n": ' + number + b"}}"
+    r = client.post(_MODELS, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    error = error_shape(r)
+    assert error["detail"] == [
+        {"loc": ["body", body.index(number)], "msg": error["detail"][0]["msg"], "type": "json_invalid"}
+    ]
+    assert reason in error["error_msg"]
+    assert count_rows(db, "models") == 0
+
+
+def test_numbers_at_the_limits_come_back_exactly(client: TestClient) -> None:
+    numbers = {"max": 2**64 - 1, "min": -(2**63), "float": 1.7976931348623157e308, "small": 5e-324, "digits": 123}
+    r = client.post(_MODELS, json={"name": "m12345678901234567890", "base_model_metadata": numbers})
+    assert r.status_code == 201, r.text
+    assert r.json()["base_model_metadata"] == numbers
+    got = client.get(f"{_MODELS}/m12345678901234567890").json()["base_model_metadata"]
+    assert got == numbers
+    assert all(type(got[k]) is type(v) for k, v in numbers.items())
+
+
 @pytest.mark.parametrize(
     ("payload", "loc", "type_"),
     [

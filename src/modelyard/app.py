@@ -55,12 +55,15 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 
 
 def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
-    # Pydantic's `input` and `ctx` may echo secrets or huge bodies back; keep loc/msg/type only.
+    # Pydantic's `input` and `ctx` may echo secrets or huge bodies back; keep loc/msg/type only. A body that is not
+    # JSON says why: the JSON parser's reason names what it expected, never the body's content.
     cleaned = []
     for error in errors:
-        cleaned.append(
-            {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")), "type": error.get("type", "")}
-        )
+        message = str(error.get("msg", ""))
+        reason = (error.get("ctx") or {}).get("error")
+        if error.get("type") == "json_invalid" and isinstance(reason, str):
+            message = f"{message}: {reason}"
+        cleaned.append({"loc": list(error.get("loc", ())), "msg": message, "type": error.get("type", "")})
     return cleaned
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from contextvars import ContextVar
 from enum import Enum
@@ -22,7 +23,8 @@ from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar, cast
 import orjson
 from anyio import CapacityLimiter, to_thread
 from anyio.lowlevel import RunVar
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, params
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
@@ -32,7 +34,7 @@ from starlette.responses import Response
 from modelyard.db.reads import AsyncReader, Reader
 from modelyard.db.writer_lock import WriteTurnBusy
 from modelyard.errors import ERROR_RESPONSES, PayloadTooLarge
-from modelyard.kit import idempotency
+from modelyard.kit import idempotency, json_numbers
 from modelyard.kit.answer_cache import Answer
 from modelyard.kit.etag import header_matches
 
@@ -287,11 +289,40 @@ def json_body(request: Request, model: type[M]) -> M | None:
     content_type = headers.get("content-type", "")
     if content_type.partition(";")[0].strip().lower() != "application/json":
         return None
-    try:
-        data = orjson.loads(request._body)  # read by the boundary (read_body_limited)
-        return model.model_validate(data)
-    except (orjson.JSONDecodeError, ValidationError, AttributeError):
+    body = getattr(request, "_body", None)  # read by the boundary (read_body_limited)
+    if body is None or json_numbers.may_lose_precision(body):  # an integer orjson would read as a float
         return None
+    try:
+        return model.model_validate(orjson.loads(body))
+    except (orjson.JSONDecodeError, ValidationError):
+        return None
+
+
+def _exact_numbers(full: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """FastAPI's handling of an endpoint with a JSON body, given the body parsed by `json_numbers.loads`: a number
+    that would not come back as it was sent (NaN, Infinity, an integer beyond 64 bits) is FastAPI's 422
+    `json_invalid`, at its position, as for JSON that does not parse."""
+
+    async def exact(request: Request) -> Response:
+        body = getattr(request, "_body", None)
+        if body and _is_json(request.headers.get("content-type")):
+            try:
+                request._json = json_numbers.loads(body)
+            except json.JSONDecodeError as exc:
+                error = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error", "input": {}}
+                raise RequestValidationError([{**error, "ctx": {"error": exc.msg}}], body=exc.doc) from exc
+        return await full(request)
+
+    return exact
+
+
+def _is_json(content_type: str | None) -> bool:
+    """Whether FastAPI reads a body of this content type as JSON (application/json or application/*+json; a body
+    without one is not JSON to FastAPI's strict content type)."""
+    if not content_type:
+        return False
+    kind = content_type.partition(";")[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
 
 
 def _inline_in_turn(endpoint: Callable[..., Any], in_thread: Callable[..., Any]) -> Callable[..., Any]:
@@ -357,6 +388,8 @@ class TransactionalRoute(APIRoute):
             in_thread = _commit_on_return(call)
             self.dependant.call = _inline_in_turn(call, in_thread) if hasattr(call, "inline_write") else in_thread
         handler: Callable[[Request], Awaitable[Response]] = super().get_route_handler()
+        if self.body_field is not None and not isinstance(self.body_field.field_info, params.Form):
+            handler = _exact_numbers(handler)
         fast = getattr(call, "fast_path", None)
         if fast is not None:
             handler = _fast_first(fast, handler)
