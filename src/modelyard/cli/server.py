@@ -6,7 +6,7 @@ import gc
 import signal
 import sys
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -40,6 +40,11 @@ def db_upgrade() -> None:
 
     _settings, db = _prepare()
     err.print(f"Database at migration {migrate.current_revision(db.engine)} (head).")
+
+
+# Both ways of serving. ws="none": the API has no WebSocket routes, and uvicorn would otherwise import a WebSocket
+# library at every start (about 30 ms of it).
+_UVICORN_OPTIONS: dict[str, Any] = {"ws": "none", "log_level": "warning", "access_log": False}
 
 
 def serve(
@@ -81,8 +86,7 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            log_level="warning",
-            access_log=False,
+            **_UVICORN_OPTIONS,
         )
         return
     # Imported here: with several workers, each imports the app in its own process, and the parent never needs it.
@@ -90,7 +94,7 @@ def serve(
 
     app = create_app(settings, db=db, freeze_gc=True)
     _collect_from_now_on()
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, host=host, port=port, **_UVICORN_OPTIONS)
 
 
 def _collect_from_now_on() -> None:
