@@ -929,6 +929,102 @@ def test_a_create_answers_the_same_either_way(
     assert count_rows(db, "model_labels") == 2
 
 
+def test_a_version_create_answers_the_same_either_way(
+    client: TestClient, db: Database, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A version of a fileset goes in as an inline write on SQLite (service.create_version_without_session): the
+    same status and body with or without the fast path (but for the version's id, name and times), the same rows,
+    and the model's ETag moves the same way; what it does not take (a local path, a fileset of another workspace for
+    a non-admin, an Idempotency-Key, invalid fields) is the session's, as before."""
+    assert client.post(MODELS, json={"name": "m"}).status_code == 201
+    assert client.post("/v1/workspaces", json={"name": "other"}).status_code == 201
+    editor = make_user("editor", workspaces={"default": "editor"})
+    viewer = make_user("viewer", workspaces={"default": "viewer"})
+    assert client.post(f"{MODELS}/m/versions", json=version_body("default/files", name="taken")).status_code == 201
+    taken = _taken_fast(monkeypatch)
+    inline: list[str] = []  # the names of the versions that went in without the session
+    lean = service.create_version_without_session
+
+    async def spied(*args: Any) -> Any:
+        row = await lean(*args)
+        if row is not None:
+            inline.append(row["name"])
+        return row
+
+    monkeypatch.setattr(service, "create_version_without_session", spied)
+    versions = f"{MODELS}/m/versions"
+
+    def volatile_free(r: httpx.Response) -> Any:
+        body = r.json()
+        if r.status_code == 201:
+            assert r.headers["etag"]
+            return {k: v for k, v in body.items() if k not in _VOLATILE}
+        return body
+
+    def model_etag() -> str:
+        return str(client.get(f"{MODELS}/m").headers["etag"])
+
+    cases: list[tuple[str, Any]] = [
+        ("numbered", lambda _way: client.post(versions, json=version_body("default/files", name=None))),
+        ("named", lambda way: client.post(versions, json=version_body("default/files", name=f"n-{way}"))),
+        ("by an editor", lambda _way: editor.post(versions, json=version_body("files", name=None))),
+        ("taken", lambda _way: client.post(versions, json=version_body("default/files", name="taken"))),
+        ("admin, other workspace", lambda _way: client.post(versions, json=version_body("other/f", name=None))),
+        ("editor, other workspace", lambda _way: editor.post(versions, json=version_body("other/f", name=None))),
+        ("bad path", lambda _way: client.post(versions, json=version_body("a/b/c/d", name=None))),
+        ("local path", lambda _way: client.post(versions, json=version_body(str(tmp_path), name=None, local=True))),
+        ("viewer", lambda _way: viewer.post(versions, json=version_body("default/files", name=None))),
+        ("no model", lambda _way: client.post(f"{MODELS}/none/versions", json=version_body("default/f"))),
+        ("invalid", lambda _way: client.post(versions, json={"config": {}})),
+        (
+            "keyed",
+            lambda way: client.post(
+                versions, json=version_body("default/files", name=f"k-{way}"), headers={"Idempotency-Key": way}
+            ),
+        ),
+    ]
+    for label, send in cases:
+        before = model_etag()
+        offered = len(taken)
+        fast, full = both_ways(monkeypatch, send)
+        assert taken[offered:] == ["ws/model"], label  # offered to the fast path first (and only the fast way)
+        assert fast.status_code == full.status_code, (label, fast.text, full.text)
+        assert volatile_free(fast) == volatile_free(full), label
+        if label in ("numbered", "by an editor", "admin, other workspace"):
+            assert before != model_etag()  # the counter's update moved the model's version, either way
+    listed = client.get(versions, params={"page_size": 100}).json()["data"]
+    names = sorted(v["name"] for v in listed)
+    assert names == sorted(["taken", "v1", "v2", "v3", "v4", "v5", "v6", "n-fast", "n-full", "k-fast", "k-full"])
+    assert count_rows(db, "jobs") == len(names)
+    # On SQLite, the fast way took the plain cases: the first numbered one, the named, the editor's, the admin's.
+    assert inline == (["v1", "n-fast", "v3", "v5"] if db.is_sqlite else [])
+    events = client.get(f"{WS}/events", params={"action": "model_version.created", "page_size": 100}).json()["data"]
+    assert sorted(e["resource"]["name"] for e in events) == sorted(f"m@{n}" for n in names)
+
+
+def test_concurrent_versions_of_one_model_get_their_own_numbers(
+    live_server: str, admin_token: str, db: Database
+) -> None:
+    """On SQLite these commit in groups, each in a savepoint: the counter still gives each its own vN, and a name
+    that is taken fails alone."""
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    with httpx.Client(base_url=live_server, headers=headers) as http:
+        assert http.post(MODELS, json={"name": "busy"}).status_code == 201
+    bodies = [version_body("default/files", name=None) for _ in range(12)] + [version_body("default/files", "x")] * 2
+
+    async def create_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=live_server, headers=headers, timeout=30) as http:
+            return await asyncio.gather(*(http.post(f"{MODELS}/busy/versions", json=b) for b in bodies))
+
+    answers = asyncio.run(create_all())
+    assert sorted(r.status_code for r in answers) == [201] * 13 + [409], [r.text for r in answers]
+    created = sorted(r.json()["name"] for r in answers if r.status_code == 201)
+    assert created == sorted([f"v{i}" for i in range(1, 13)] + ["x"])
+    assert [error_shape(r)["error_code"] for r in answers if r.status_code == 409] == ["VERSION_ALREADY_EXISTS"]
+    assert count_rows(db, "model_versions") == 13
+    assert count_rows(db, "jobs") == 13
+
+
 def test_a_page_of_the_model_list_answers_the_same_either_way(
     client: TestClient, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
 ) -> None:

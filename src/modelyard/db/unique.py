@@ -51,12 +51,14 @@ def insert_unique(session: Session, obj: Base, conflict: ModelyardError) -> None
     session.add(obj)
 
 
-def insert_row_unique(session: Session, statement: writes.Insert, row: writes.Row, conflict: ModelyardError) -> None:
+def insert_row_unique(
+    target: Session | writes.DriverTransaction, statement: writes.Insert, row: writes.Row, conflict: ModelyardError
+) -> None:
     """Insert `row` with a prebuilt insert that skips conflicts (modelyard.db.writes); raise `conflict` if a unique
     constraint refused it (or any other constraint, as `insert_unique` does)."""
     assert statement.skip_conflicts
     try:
-        inserted = writes.insert(session, statement, [row])
+        inserted = writes.insert(target, statement, [row])
     except IntegrityError as exc:
         raise conflict from exc
     if inserted == 0:

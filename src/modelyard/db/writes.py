@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from modelyard.db.reads import AsyncReader, Prepared, Row, prepare
 
-__all__ = ["DriverTransaction", "Guarded", "Insert", "Row", "insert", "prefixed"]
+__all__ = ["DriverTransaction", "Guarded", "Insert", "Returning", "Row", "insert", "prefixed", "returning"]
 
 
 class Insert:
@@ -182,31 +182,65 @@ def insert(target: Session | DriverTransaction, statement: Insert, rows: list[Ro
     session holds that are not yet in the database go in first, as the unit of work would order them."""
     if not rows:
         return 0
+    driver, dialect, invalidate = _driver_of(target)
+    prepared = statement.prepared(dialect)
+    count, _fetched = _execute(driver, dialect, prepared.sql, [prepared.arguments(row) for row in rows], invalidate)
+    return count
+
+
+class Returning:
+    """A prebuilt UPDATE of fixed shape that returns `columns` of the rows it changed (a counter's next value), run
+    with `returning` on the driver cursor of a transaction, as `insert` runs an Insert."""
+
+    def __init__(self, stmt: sa.Update, columns: list[sa.ColumnElement[Any]]) -> None:
+        self.stmt = stmt.returning(*columns)
+        self._columns = columns
+        self._prepared: dict[str, Prepared] = {}
+
+    def prepared(self, dialect: Dialect) -> Prepared:
+        found = self._prepared.get(dialect.name)
+        if found is None:
+            keys = tuple(c.key for c in self._columns if c.key is not None)
+            found = self._prepared[dialect.name] = prepare(self.stmt, dialect, self._columns, keys)
+        return found
+
+
+def returning(target: Session | DriverTransaction, statement: Returning, params: Row) -> list[Row]:
+    """Run `statement` with `params` in `target`'s transaction; the rows it returned, by column key."""
+    driver, dialect, invalidate = _driver_of(target)
+    prepared = statement.prepared(dialect)
+    _count, fetched = _execute(driver, dialect, prepared.sql, [prepared.arguments(params)], invalidate, fetch=True)
+    return prepared.rows(fetched)
+
+
+def _driver_of(target: Session | DriverTransaction) -> tuple[Any, Dialect, Callable[[Exception], None] | None]:
+    """The driver connection of `target`'s transaction, its dialect, and what throws the connection away when it
+    is found lost (None: a connection of its own, not the pool's)."""
     if isinstance(target, DriverTransaction):
-        return _execute(target.connection, target.dialect, statement.prepared(target.dialect), rows, None)
+        return target.connection, target.dialect, None
     target.flush()
     connection = target.connection()
-    return _execute(
-        connection.connection.dbapi_connection,
-        connection.dialect,
-        statement.prepared(connection.dialect),
-        rows,
-        connection.invalidate,
-    )
+    return connection.connection.dbapi_connection, connection.dialect, connection.invalidate
 
 
 def _execute(
-    driver: Any, dialect: Dialect, prepared: Prepared, rows: list[Row], invalidate: Callable[[Exception], None] | None
-) -> int:
-    """`prepared` once per row on the driver connection `driver`; `invalidate` throws the connection away when the
-    error says it was lost (None: a connection of its own, not the pool's)."""
-    arguments = [prepared.arguments(row) for row in rows]
+    driver: Any,
+    dialect: Dialect,
+    sql: str,
+    arguments: list[Any],
+    invalidate: Callable[[Exception], None] | None,
+    *,
+    fetch: bool = False,
+) -> tuple[int, list[Any]]:
+    """`sql` once per set of `arguments` on the driver connection `driver`: the rows changed, and with `fetch` the
+    rows returned. `invalidate` throws the connection away when the error says it was lost."""
     cursor = driver.cursor()
     try:
         if len(arguments) == 1:
-            cursor.execute(prepared.sql, arguments[0])
+            cursor.execute(sql, arguments[0])
         else:
-            cursor.executemany(prepared.sql, arguments)
+            cursor.executemany(sql, arguments)
+        fetched = cursor.fetchall() if fetch else []
         count: int = cursor.rowcount
     except dialect.loaded_dbapi.Error as exc:
         # The same exception the session would raise (an IntegrityError for a constraint), with the statement; a
@@ -215,8 +249,8 @@ def _execute(
         if dropped and invalidate is not None:
             invalidate(exc)
         raise sa.exc.DBAPIError.instance(
-            prepared.sql, arguments, exc, dialect.loaded_dbapi.Error, connection_invalidated=dropped, dialect=dialect
+            sql, arguments, exc, dialect.loaded_dbapi.Error, connection_invalidated=dropped, dialect=dialect
         ) from exc
     finally:
         cursor.close()
-    return count
+    return count, fetched

@@ -30,8 +30,8 @@ class EventFields(TypedDict):
     changes: NotRequired[dict[str, Any] | None]
 
 
-def record(session: Session, **fields: Unpack[EventFields]) -> None:
-    writes.insert(session, INSERT_EVENT, [new_row(**fields)])
+def record(target: Session | writes.DriverTransaction, **fields: Unpack[EventFields]) -> None:
+    writes.insert(target, INSERT_EVENT, [new_row(**fields)])
 
 
 def new_row(**fields: Unpack[EventFields]) -> writes.Row:

@@ -13,7 +13,7 @@ from modelyard.job.tables import Job
 
 
 def enqueue(
-    session: Session,
+    target: Session | writes.DriverTransaction,
     kind: str,
     payload: dict[str, Any] | None = None,
     *,
@@ -21,7 +21,7 @@ def enqueue(
     max_attempts: int | None = None,
     run_after: datetime | None = None,
 ) -> str:
-    """Queue a job in the session's transaction (it runs once that commits); its id."""
+    """Queue a job in `target`'s transaction (it runs once that commits); its id."""
     row = _INSERT.row(
         {
             "kind": kind,
@@ -31,7 +31,7 @@ def enqueue(
             "run_after": run_after or utcnow(),
         }
     )
-    writes.insert(session, _INSERT, [row])
+    writes.insert(target, _INSERT, [row])
     job_id: str = row["id"]
     return job_id
 

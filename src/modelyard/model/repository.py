@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from modelyard.adapter import repository as adapters
 from modelyard.db import writes
+from modelyard.db.base import utcnow
 from modelyard.db.match import starts_with
 from modelyard.db.reads import AsyncReader, Read, Reader, Row
 from modelyard.event import service as events
@@ -134,19 +135,20 @@ def get_model_by_id(session: Session, model_id: str) -> Model | None:
 
 
 # The model's version counter moved on, with its row's version (its ETag) and updated_at, as an update of the model.
-_NEXT_VERSION = (
+# The model's row changes (its ETag's version and updated_at move, as the unit of work would move them).
+_NEXT_VERSION = writes.Returning(
     sa.update(cast(sa.Table, _M))
     .where(_M.c.id == sa.bindparam("model_id"))
-    .values(version_counter=_M.c.version_counter + 1, version=_M.c.version + 1)
-    .returning(_M.c.version_counter)
+    .values(version_counter=_M.c.version_counter + 1, version=_M.c.version + 1, updated_at=sa.bindparam("now")),
+    [_M.c.version_counter],
 )
 
 
-def next_version_number(session: Session, model_id: str) -> int | None:
+def next_version_number(target: Session | writes.DriverTransaction, model_id: str) -> int | None:
     """The next number of the model's counter of unnamed versions (v1, v2, ...), counted in its row, which stays
     locked until the transaction ends; None if the model is gone."""
-    number: int | None = session.execute(_NEXT_VERSION, {"model_id": model_id}).scalar_one_or_none()
-    return number
+    rows = writes.returning(target, _NEXT_VERSION, {"model_id": model_id, "now": utcnow()})
+    return int(rows[0]["version_counter"]) if rows else None
 
 
 def lock_model(session: Session, model_id: str) -> Model | None:

@@ -221,10 +221,16 @@ def _answer(
 
 
 def _record(
-    session: Session, ws: WorkspaceAccess, action: str, kind: str, name: str, resource_id: str, changes: dict[str, Any]
+    target: Session | writes.DriverTransaction,
+    ws: WorkspaceAccess,
+    action: str,
+    kind: str,
+    name: str,
+    resource_id: str,
+    changes: dict[str, Any],
 ) -> None:
     events.record(
-        session,
+        target,
         actor=ws.principal.name,
         action=action,
         kind=kind,
@@ -499,6 +505,39 @@ def create_version(
         _check_source(session, access, ref)
     else:
         ref = parse_local_path(config["local_model_path"], allowed_roots)
+    row = _add_version(session, access, body, ref)
+    if not body.get("name") and access.model in session:
+        # The counter's UPDATE changed the model's row behind the session's back (as the unit of work would have,
+        # bumping its ETag version): what the session holds of it is read again when next used.
+        session.expire(access.model, ["version_counter", "version", "updated_at"])
+    # For the answer: the worker changes the row from here on, in transactions of its own.
+    return row_copy(ModelVersion, row)
+
+
+async def create_version_without_session(db: Database, access: ModelAccess, body: dict[str, Any]) -> Row | None:
+    """`create_version` from the event loop on SQLite, as an inline write committed with the others that came with
+    it (Database.inline_write), for a version of a fileset in the model's own workspace (or any, for an admin).
+    The new version's row; None, with nothing done, for any other (a local path, whose check against the allowed
+    roots reads the disk; a fileset of another workspace, whose access the session path checks), on PostgreSQL,
+    or while SQLite's lock is held by a writer that takes no turns."""
+    model_path = body["config"]["llm_model_config"].get("model_path")
+    if db.writers is None or not model_path:
+        return None
+    ref = parse_model_path(model_path, access.ws.workspace.name, ["body", "config", "llm_model_config", "model_path"])
+    if ref.kind == "fileset" and ref.workspace != access.ws.workspace.name and not access.ws.principal.is_admin:
+        return None
+    try:
+        return await db.inline_write(lambda transaction: _add_version(transaction, access, body, ref))
+    except WriteTurnBusy:
+        return None
+
+
+def _add_version(
+    target: Session | writes.DriverTransaction, access: ModelAccess, body: dict[str, Any], ref: SourceRef
+) -> Row:
+    """A version's row, its validation job and its event, in `target`'s transaction: named as asked (409 if taken),
+    or the next vN of the model's counter."""
+    config = body["config"]["llm_model_config"]
     model = access.model
     values = {
         "model_id": model.id,
@@ -516,34 +555,28 @@ def create_version(
             error_code="VERSION_ALREADY_EXISTS",
             solution_msg="Pick another version name, or leave the name out to get the next vN",
         )
-        insert_row_unique(session, _INSERT_VERSION, row, conflict)
+        insert_row_unique(target, _INSERT_VERSION, row, conflict)
     else:
         # The next vN that is free: the counter's UPDATE locks the model's row (on SQLite the write lock is held),
         # which serialises concurrent creates; a vN taken by a version named so by hand is skipped.
         while True:
-            number = repository.next_version_number(session, model.id)
+            number = repository.next_version_number(target, model.id)
             if number is None:  # deleted since the access check
                 raise _model_not_found(access.ws.workspace.name, model.name)
             row = _INSERT_VERSION.row({**values, "name": f"v{number}"})
-            if writes.insert(session, _INSERT_VERSION, [row]):
+            if writes.insert(target, _INSERT_VERSION, [row]):
                 break
-        # The counter's UPDATE changed the model's row behind the session's back (as the unit of work would have,
-        # bumping its ETag version): what the session holds of it is read again when next used.
-        if model in session:
-            session.expire(model, ["version_counter", "version", "updated_at"])
-    name = row["name"]
-    jobs.enqueue(session, VALIDATE_JOB, {"version_id": row["id"]}, workspace_id=access.ws.workspace.id)
+    jobs.enqueue(target, VALIDATE_JOB, {"version_id": row["id"]}, workspace_id=access.ws.workspace.id)
     _record(
-        session,
+        target,
         access.ws,
         "model_version.created",
         "model_version",
-        f"{model.name}@{name}",
+        f"{model.name}@{row['name']}",
         row["id"],
         {k: row[k] for k in ("base_model_type", "model_path", "local_model_path")},
     )
-    # For the answer: the worker changes the row from here on, in transactions of its own.
-    return row_copy(ModelVersion, row)
+    return row
 
 
 _INSERT_VERSION = writes.Insert(ModelVersion.__table__, skip_conflicts=True)
