@@ -1,14 +1,16 @@
 """`modelyard serve` from a fresh home: migrates, creates the admin and its token file, serves the API, and
-runs the in-process worker (what `make run` does)."""
+runs its job worker as a child process (what `make run` does)."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -112,3 +114,70 @@ def test_two_processes_on_one_sqlite_file(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.communicate(timeout=15)
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The `modelyard worker` processes whose parent is `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and b"worker" in argv and b"modelyard" in argv:
+            found.append(int(entry.name))
+    return found
+
+
+def _wait_for(check: Callable[[], bool], seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"  # exited, not yet reaped
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_serve_runs_its_job_worker_in_a_child_process(tmp_path: Path) -> None:
+    """The worker is a child process, not a thread of the server: it runs the jobs, is started again if it dies,
+    stops with the server, and stops by itself if the server is killed."""
+    home = tmp_path / "home"
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _serve(_env(home, port))
+    try:
+        _wait_for(lambda: len(_workers_of(proc.pid)) == 1)
+        first = _workers_of(proc.pid)[0]
+        admin = {"Authorization": f"Bearer {(home / 'admin-token').read_text().strip()}"}
+        with httpx.Client(base_url=base, headers=admin) as c:
+            assert c.post("/v1/workspaces/default/models", json={"name": "m"}).status_code == 201
+            body = {"config": {"llm_model_config": {"base_model_type": "X", "model_path": "default/nothing"}}}
+            assert c.post("/v1/workspaces/default/models/m/versions", json=body).status_code == 201
+            # The worker process validates it: the fileset does not exist.
+            _wait_for(lambda: c.get("/v1/workspaces/default/models/m/versions/v1").json()["status"] == "FAILED")
+        os.kill(first, signal.SIGKILL)
+        _wait_for(lambda: _workers_of(proc.pid) not in ([], [first]))
+        second = _workers_of(proc.pid)[0]
+    finally:
+        proc.terminate()
+        _out, err = proc.communicate(timeout=40)
+    assert _gone(second), "the worker outlived the server"
+    assert "starting it again" in err.decode()
+
+    proc = _serve(_env(home, port))
+    _wait_for(lambda: len(_workers_of(proc.pid)) == 1)
+    orphan = _workers_of(proc.pid)[0]
+    proc.kill()
+    proc.communicate(timeout=15)
+    _wait_for(lambda: _gone(orphan))

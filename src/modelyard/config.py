@@ -39,7 +39,9 @@ class Settings(BaseSettings):
         description="Directories (separated by ':' like PATH) under which local paths may be registered; "
         "empty means local paths are refused.",
     )
-    worker: bool = Field(default=True, description="Run a background-job worker inside `modelyard serve`.")
+    worker: bool = Field(
+        default=True, description="Run a background-job worker beside `modelyard serve`, as its child process."
+    )
     worker_concurrency: int = Field(default=1, ge=1, le=64, description="Worker threads per worker process.")
     job_lease_seconds: float = Field(
         default=30.0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import signal
 import sys
 from types import FrameType
@@ -45,6 +46,9 @@ def db_upgrade() -> None:
 # Both ways of serving. ws="none": the API has no WebSocket routes, and uvicorn would otherwise import a WebSocket
 # library at every start (about 30 ms of it).
 _UVICORN_OPTIONS: dict[str, Any] = {"ws": "none", "log_level": "warning", "access_log": False}
+# The job worker's process starts this long after the server's: the API answers first, and the worker's own start
+# (about a second and a half of CPU) does not take a core from the server's while it starts.
+WORKER_START_DELAY_SECONDS = 1.0
 
 
 def serve(
@@ -65,6 +69,8 @@ def serve(
     import uvicorn
 
     from modelyard.bootstrap import ensure_admin
+    from modelyard.db.urls import sqlite_file
+    from modelyard.job.process import WorkerProcess, stop_on_signals
 
     settings, db = _prepare()
     host = host or settings.host
@@ -77,24 +83,39 @@ def serve(
         err.print(f"Admin token: stored in {settings.admin_token_path}")
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
     err.print(f"API docs: http://{shown_host}:{port}/docs   API: http://{shown_host}:{port}/v1")
-    if workers > 1:
-        db.dispose()
-        _collect_from_now_on()
-        uvicorn.run(
-            "modelyard.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            **_UVICORN_OPTIONS,
-        )
-        return
-    # Imported here: with several workers, each imports the app in its own process, and the parent never needs it.
-    from modelyard.app import create_app
+    # The job worker runs as a child process (modelyard.job.process), except on an in-memory SQLite database, which
+    # only this process can see: there it is a thread of the app, as with a single process it used to be.
+    jobs = None
+    if settings.worker and (db.writers is None or sqlite_file(settings.database_url) is not None):
+        jobs = WorkerProcess()
+        stop_on_signals(jobs)
+        os.environ["MODELYARD_WORKER"] = "false"  # for the app, and the processes of --workers N
+    try:
+        if workers > 1:
+            db.dispose()
+            _collect_from_now_on()
+            if jobs is not None:
+                jobs.start(delay=WORKER_START_DELAY_SECONDS)
+            uvicorn.run(
+                "modelyard.app:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                **_UVICORN_OPTIONS,
+            )
+            return
+        # Imported here: with several workers, each imports the app in its own process, and the parent never needs it.
+        from modelyard.app import create_app
 
-    app = create_app(settings, db=db, freeze_gc=True)
-    _collect_from_now_on()
-    uvicorn.run(app, host=host, port=port, **_UVICORN_OPTIONS)
+        app = create_app(settings, db=db, freeze_gc=True, start_worker=settings.worker and jobs is None)
+        _collect_from_now_on()
+        if jobs is not None:
+            jobs.start(delay=WORKER_START_DELAY_SECONDS)
+        uvicorn.run(app, host=host, port=port, **_UVICORN_OPTIONS)
+    finally:
+        if jobs is not None:
+            jobs.stop()
 
 
 def _collect_from_now_on() -> None:
@@ -104,6 +125,7 @@ def _collect_from_now_on() -> None:
 
 def worker() -> None:
     """Run background jobs until interrupted (any number of these may share one PostgreSQL database)."""
+    from modelyard.job.process import watch_parent
     from modelyard.job.worker import Worker
 
     settings, db = _prepare()
@@ -114,6 +136,7 @@ def worker() -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    watch_parent(runner.stop_event.set)  # started by `modelyard serve`: stop with it, even if it was killed
     err.print(f"Worker {runner.name} started ({settings.worker_concurrency} threads).")
     runner.run_forever()
     err.print("Worker stopped.")
