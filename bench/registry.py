@@ -10,8 +10,9 @@ time on a free loopback port, each with fresh state under bench/.work/registry-r
 defaults: 4 uvicorn workers and a job runner), `modelyard serve` (SQLite; with --postgres both also on PostgreSQL,
 each on a database created for the run and dropped after), and bench/ceiling_app.py. One asyncio load generator
 (httpx.AsyncClient) drives the same workloads against each; when `wrk` is on PATH it also drives the GET rows of
-every server (GET by name, the first page, the name-prefix search) and timed creates. Prints Markdown tables, with
-the ratios modelyard / MLflow on the same kind of database, for bench/RESULTS.md."""
+every server (GET by name, the first page, the name-prefix search) and timed creates; install it from Debian's
+packages (`apt-get install wrk`) for the figures in bench/RESULTS.md. Prints Markdown tables, with the ratios
+modelyard / MLflow on the same kind of database, for bench/RESULTS.md."""
 
 from __future__ import annotations
 
