@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from modelyard.db.connections import kept_connection
 from modelyard.db.reads import AsyncReader, Read
 from modelyard.db.urls import sqlite_file
 
@@ -48,9 +49,7 @@ class ChangeWatch:
             try:
                 if self._sqlite is None:
                     # Out of the pool, so that no request ever writes through it (its own commits would not count).
-                    raw = self._engine.raw_connection()
-                    self._sqlite = raw.dbapi_connection
-                    raw.detach()
+                    self._sqlite = kept_connection(self._engine)
                 return str(self._sqlite.execute("PRAGMA data_version").fetchone()[0])
             except (sa.exc.DBAPIError, sqlite3.Error):
                 # No token, no cached answer: the request reads the database as it would without the cache, and

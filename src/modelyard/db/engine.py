@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from modelyard.db.changes import ChangeWatch
 from modelyard.db.checkpoints import WRITER_CHECKPOINT_PAGES
+from modelyard.db.connections import kept_connection
 from modelyard.db.group_commit import WriteGroups
 from modelyard.db.reads import AsyncReads, Reader, reading
 from modelyard.db.urls import sqlite_file
@@ -349,9 +350,7 @@ class Database:
 
     def _inline_connection(self) -> sqlite3.Connection:
         if self._inline is None:
-            proxied = self.engine.raw_connection()  # made as the pool's are, with every pragma of _configure_sqlite
-            connection = cast(sqlite3.Connection, proxied.dbapi_connection)
-            proxied.detach()
+            connection = cast(sqlite3.Connection, kept_connection(self.engine))
             connection.execute("PRAGMA busy_timeout=0")
             self._inline = connection
         return self._inline
@@ -374,10 +373,7 @@ class Database:
             return None
         kept = self._loop_readers.get(loop)
         if kept is None:
-            proxied = self.engine.raw_connection()  # made as the pool's are, with every pragma of _configure_sqlite
-            kept = _KeptReader(proxied.dbapi_connection)
-            proxied.detach()
-            self._loop_readers[loop] = kept
+            kept = self._loop_readers[loop] = _KeptReader(kept_connection(self.engine))
         return None if kept.busy else kept
 
     @contextmanager
