@@ -34,16 +34,10 @@ class WorkerProcess:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
-        self._watcher: threading.Thread | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
 
     def start(self, delay: float = 0.0) -> None:
         """Start the worker process after `delay` seconds (unless stopped first), and watch it from then on."""
-        self._watcher = threading.Thread(target=self._watch, args=(delay,), name="modelyard-worker-watch", daemon=True)
-        self._watcher.start()
+        threading.Thread(target=self._watch, args=(delay,), name="modelyard-worker-watch", daemon=True).start()
 
     def _spawn(self) -> None:
         with self._lock:
