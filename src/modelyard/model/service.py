@@ -481,7 +481,7 @@ def delete_model(session: Session, access: ModelAccess, cascade: bool, if_match:
 def _check_source(session: Session, access: ModelAccess, ref: SourceRef) -> None:
     """A fileset in another workspace must be readable by the caller (NeMo answers 403). Whether it exists is for
     the worker to find out."""
-    if ref.kind != "fileset" or ref.workspace == access.ws.workspace.name or access.ws.principal.is_admin:
+    if not _another_workspaces_fileset(access, ref):
         return
     found = workspaces.get_with_role(session, ref.workspace, access.ws.principal.user_id)
     if found is None or found[1] is None:
@@ -494,14 +494,22 @@ def _check_source(session: Session, access: ModelAccess, ref: SourceRef) -> None
         )
 
 
+def _another_workspaces_fileset(access: ModelAccess, ref: SourceRef) -> bool:
+    """Whether `ref` is a fileset of another workspace than the model's, which a caller other than an admin may
+    use only if they may read it there (`_check_source`)."""
+    return ref.kind == "fileset" and ref.workspace != access.ws.workspace.name and not access.ws.principal.is_admin
+
+
+def _model_path_ref(access: ModelAccess, model_path: str) -> SourceRef:
+    return parse_model_path(model_path, access.ws.workspace.name, ["body", "config", "llm_model_config", "model_path"])
+
+
 def create_version(
     session: Session, access: ModelAccess, body: dict[str, Any], allowed_roots: list[Path]
 ) -> ModelVersion:
     config = body["config"]["llm_model_config"]
     if config.get("model_path"):
-        ref = parse_model_path(
-            config["model_path"], access.ws.workspace.name, ["body", "config", "llm_model_config", "model_path"]
-        )
+        ref = _model_path_ref(access, config["model_path"])
         _check_source(session, access, ref)
     else:
         ref = parse_local_path(config["local_model_path"], allowed_roots)
@@ -523,8 +531,8 @@ async def create_version_without_session(db: Database, access: ModelAccess, body
     model_path = body["config"]["llm_model_config"].get("model_path")
     if db.writers is None or not model_path:
         return None
-    ref = parse_model_path(model_path, access.ws.workspace.name, ["body", "config", "llm_model_config", "model_path"])
-    if ref.kind == "fileset" and ref.workspace != access.ws.workspace.name and not access.ws.principal.is_admin:
+    ref = _model_path_ref(access, model_path)
+    if _another_workspaces_fileset(access, ref):
         return None
     try:
         return await db.inline_write(lambda transaction: _add_version(transaction, access, body, ref))
