@@ -168,3 +168,168 @@ def test_shared_revision_survives_reopening_and_counts(tmp_path: Path) -> None:
     assert SharedRevision(path).read() == 3
     assert shared_revision("sqlite://") is None
     assert shared_revision("postgresql+psycopg://postgres@127.0.0.1/test") is None
+
+
+# -- a caller's role in a workspace, kept beside their token ------------------------------------------------------
+
+
+def _user_id(db: Database, name: str) -> str:
+    with db.engine.connect() as conn:
+        return str(conn.execute(sa.text("SELECT id FROM users WHERE name = :n"), {"n": name}).scalar_one())
+
+
+def test_a_role_is_looked_up_once_then_kept(app: FastAPI, db: Database, make_user: MakeUser) -> None:
+    """Kept, not read again: a membership deleted behind every in-process hook's back (as by hand in the database)
+    leaves the kept role in use, until the cache is told."""
+    cache = _cache(app)
+    bob = make_user("bob", workspaces={"default": "editor"})
+    assert bob.get("/v1/workspaces/default/models").status_code == 200
+    bob_id = _user_id(db, "bob")
+    kept = cache.role(bob_id, "default")
+    assert kept is not None
+    assert kept.role == "editor"
+    assert kept.workspace["name"] == "default"
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM memberships WHERE user_id = :u"), {"u": bob_id})
+    assert bob.get("/v1/workspaces/default/models").status_code == 200
+    cache.invalidate([bob_id])
+    r = bob.get("/v1/workspaces/default/models")
+    assert r.status_code == 404
+    assert error_shape(r)["error_code"] == "WORKSPACE_NOT_FOUND"
+
+
+def test_a_removed_member_loses_access_at_once_even_when_kept(
+    app: FastAPI, client: TestClient, db: Database, make_user: MakeUser
+) -> None:
+    cache = _cache(app)
+    bob = make_user("bob", workspaces={"default": "viewer"})
+    assert bob.get("/v1/workspaces/default/models").status_code == 200
+    assert cache.role(_user_id(db, "bob"), "default") is not None
+    assert client.delete("/v1/workspaces/default/members/bob").status_code == 204
+    r = bob.get("/v1/workspaces/default/models")
+    assert r.status_code == 404
+    assert error_shape(r)["error_code"] == "WORKSPACE_NOT_FOUND"
+
+
+def test_a_changed_role_applies_at_once_both_ways(client: TestClient, make_user: MakeUser) -> None:
+    bob = make_user("bob", workspaces={"default": "editor"})
+    assert bob.post("/v1/workspaces/default/models", json={"name": "m1"}).status_code == 201
+    assert client.put("/v1/workspaces/default/members/bob", json={"role": "viewer"}).status_code == 200
+    r = bob.post("/v1/workspaces/default/models", json={"name": "m2"})
+    assert r.status_code == 403
+    assert error_shape(r)["error_code"] == "INSUFFICIENT_ROLE"
+    assert client.put("/v1/workspaces/default/members/bob", json={"role": "editor"}).status_code == 200
+    assert bob.post("/v1/workspaces/default/models", json={"name": "m2"}).status_code == 201
+
+
+def test_a_new_member_gets_in_at_once(client: TestClient, make_user: MakeUser) -> None:
+    """A refusal is never kept: a non-member's 404 turns into access the moment they are added."""
+    bob = make_user("bob")
+    assert bob.get("/v1/workspaces/default/models").status_code == 404
+    assert client.post("/v1/workspaces/default/members", json={"user": "bob", "role": "viewer"}).status_code == 201
+    assert bob.get("/v1/workspaces/default/models").status_code == 200
+
+
+def test_a_failed_membership_change_leaves_kept_roles_alone(app: FastAPI, client: TestClient, db: Database) -> None:
+    cache = _cache(app)
+    assert client.get("/v1/workspaces/default/models").status_code == 200
+    admin_id = _user_id(db, "admin")
+    assert cache.role(admin_id, "default") is not None
+    r = client.put("/v1/workspaces/default/members/admin", json={"role": "viewer"})  # the last admin: refused
+    assert r.status_code == 409
+    assert cache.role(admin_id, "default") is not None
+
+
+def test_a_workspace_deleted_and_made_again_is_the_new_one(app: FastAPI, client: TestClient, db: Database) -> None:
+    cache = _cache(app)
+    assert client.post("/v1/workspaces", json={"name": "team"}).status_code == 201
+    assert client.post("/v1/workspaces/team/models", json={"name": "old"}).status_code == 201
+    old_id = cache.role(_user_id(db, "admin"), "team")
+    assert old_id is not None
+    assert client.delete("/v1/workspaces/team", params={"cascade": "true"}).status_code == 204
+    assert cache.role(_user_id(db, "admin"), "team") is None
+    assert client.get("/v1/workspaces/team/models").status_code == 404
+    assert client.post("/v1/workspaces", json={"name": "team"}).status_code == 201
+    assert client.post("/v1/workspaces/team/models", json={"name": "new"}).status_code == 201
+    names = [m["name"] for m in client.get("/v1/workspaces/team/models").json()["data"]]
+    assert names == ["new"]
+
+
+def test_a_workspaces_own_answer_is_read_anew(client: TestClient) -> None:
+    """GET of a workspace shows more of it than its id and name: never from the kept row."""
+    assert client.get("/v1/workspaces/default/models").status_code == 200
+    first = client.get("/v1/workspaces/default")
+    r = client.patch("/v1/workspaces/default", json={"description": "for the team"})
+    assert r.status_code == 200
+    again = client.get("/v1/workspaces/default")
+    assert again.json()["description"] == "for the team"
+    assert again.headers["ETag"] != first.headers["ETag"]
+
+
+def test_kept_roles_race_invalidation_and_stay_bounded() -> None:
+    cache = PrincipalCache(ttl_seconds=60, max_entries=2)
+    row = {"id": "ws-1", "name": "default"}
+    generation = cache.generation()  # a request starts its read ...
+    cache.invalidate(["u1"])  # ... while u1's membership changes
+    cache.put_role("u1", "default", row, "viewer", generation)
+    assert cache.role("u1", "default") is None
+    for user in ("u1", "u2", "u3"):
+        cache.put_role(user, "default", row, "viewer", cache.generation())
+    assert cache.role("u1", "default") is None  # the oldest went
+    cache.invalidate(["u2"])
+    assert cache.role("u2", "default") is None
+    assert cache.role("u3", "default") is not None
+    cache.invalidate(None)
+    assert cache.role("u3", "default") is None
+    assert PrincipalCache(ttl_seconds=0).role("u3", "default") is None
+
+
+def test_postgres_other_processes_hear_a_membership_change(
+    db: Database, settings: Settings, client: TestClient, make_user: MakeUser
+) -> None:
+    """A member removed through one server process loses access through another that kept their role, by NOTIFY;
+    and a workspace deleted there (NOTIFY for everyone) is gone here too."""
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL only: one SQLite server process invalidates in-process")
+    make_user("bob", workspaces={"default": "viewer"})
+    token = client.post("/v1/tokens", json={"name": "bob-2", "user": "bob"}).json()["token"]
+    other = create_app(settings, db=db, start_worker=False)
+    bob_id = _user_id(db, "bob")
+    with TestClient(other, raise_server_exceptions=False, headers={"Authorization": f"Bearer {token}"}) as bob:
+        deadline = time.monotonic() + 10
+        while _cache(other).role(bob_id, "default") is None:
+            assert time.monotonic() < deadline, "the listener never connected"
+            assert bob.get("/v1/workspaces/default/models").status_code == 200
+            time.sleep(0.05)
+        assert client.delete("/v1/workspaces/default/members/bob").status_code == 204
+        deadline = time.monotonic() + 5
+        while bob.get("/v1/workspaces/default/models").status_code != 404:
+            assert time.monotonic() < deadline, "the removal never reached the other process"
+            time.sleep(0.05)
+        assert client.post("/v1/workspaces", json={"name": "team"}).status_code == 201
+        admin_id = _user_id(db, "admin")
+        _cache(other).put_role(admin_id, "team", {"id": "ws-gone", "name": "team"}, "admin", _cache(other).generation())
+        assert client.delete("/v1/workspaces/team").status_code == 204
+        deadline = time.monotonic() + 5
+        while _cache(other).role(admin_id, "team") is not None:
+            assert time.monotonic() < deadline, "the deletion never reached the other process"
+            time.sleep(0.05)
+
+
+def test_sqlite_other_processes_see_a_membership_change(app: FastAPI, db: Database, make_user: MakeUser) -> None:
+    """On SQLite, a membership removed by another process (here: deleted behind every in-process hook's back, and
+    the shared revision bumped by a real subprocess, as that process's commit would) is dropped from the roles this
+    process kept."""
+    if not db.is_sqlite:
+        pytest.skip("SQLite only: PostgreSQL processes hear NOTIFY")
+    bob = make_user("bob", workspaces={"default": "viewer"})
+    bob_id = _user_id(db, "bob")
+    shared = _cache(app).shared
+    assert shared is not None
+    assert bob.get("/v1/workspaces/default/models").status_code == 200
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM memberships WHERE user_id = :u"), {"u": bob_id})
+    assert bob.get("/v1/workspaces/default/models").status_code == 200  # kept: nothing told this process
+    bump = f"from modelyard.identity.principals import SharedRevision; SharedRevision({shared.path!r}).bump()"
+    subprocess.run([sys.executable, "-c", bump], check=True)
+    assert bob.get("/v1/workspaces/default/models").status_code == 404

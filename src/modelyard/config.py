@@ -68,8 +68,9 @@ class Settings(BaseSettings):
     token_cache_seconds: float = Field(
         default=60,
         ge=0,
-        description="How long a server process may reuse a token lookup (0: look every token up). Revoking a token, or "
-        "changing or deleting a user, takes effect at once in every process (PostgreSQL: through LISTEN/NOTIFY).",
+        description="How long a server process may reuse a token lookup, and the caller's role in a workspace (0: look "
+        "both up on every request). Revoking a token, changing or deleting a user, changing a membership, and changing "
+        "or deleting a workspace take effect at once in every process (PostgreSQL: through LISTEN/NOTIFY).",
     )
     list_cache_mb: int = Field(
         default=32,

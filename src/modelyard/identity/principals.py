@@ -1,21 +1,25 @@
-"""A per-process cache from token hash to the caller (`Principal`), so a request does not look its token up in
-the database every time, and the invalidation that keeps it correct.
+"""A per-process cache of who each caller is (`Principal`, from their token's hash) and of their role in the
+workspaces they used, so a request looks neither up in the database every time; and the invalidation that keeps
+both correct.
 
-Every change that can revoke or alter a principal (a token revoked, a user updated or deleted) calls
-`principals_changed(session, user_id)` inside its transaction:
+Every change that can revoke or alter a principal or what it may reach (a token revoked, a user updated or deleted,
+a membership added, changed or removed) calls `principals_changed(session, user_id)` inside its transaction; a
+change to a workspace itself (updated, deleted) calls `principals_changed(session, None)`, which means everyone:
 
 - after the commit, every cache of this process drops that user's entries (nothing happens on a rollback);
-- on PostgreSQL the same transaction sends `NOTIFY modelyard_principals, '<user_id>'`, which PostgreSQL delivers
-  only if it commits; every server process listens on that channel (`PrincipalListener`) and drops the user's
-  entries too. While a listener is not connected its cache answers nothing, and on (re)connecting it starts empty,
-  so a notification missed during an outage cannot leave a revoked token usable;
+- on PostgreSQL the same transaction sends `NOTIFY modelyard_principals, '<user_id>'` (an empty payload for
+  everyone), which PostgreSQL delivers only if it commits; every server process listens on that channel
+  (`PrincipalListener`) and drops the user's entries too. While a listener is not connected its cache answers
+  nothing, and on (re)connecting it starts empty, so a notification missed during an outage cannot leave a revoked
+  token or membership usable;
 - on a SQLite file, the commit also bumps a counter in a small file beside the database (`<database>-principals`,
   `SharedRevision`), which every process serving that database maps into memory and reads on each cache lookup
   (a fraction of a microsecond): a process that sees the counter move drops its whole cache.
 
 A lookup takes the cache's generation before it reads the database and stores its answer only if no invalidation
-happened meanwhile, so a read that raced a revocation cannot put the old principal back. A token's own expiry is
-checked on every hit, and entries also expire after `ttl` seconds as a last safety net."""
+happened meanwhile, so a read that raced a revocation cannot put the old principal or role back. A token's own
+expiry is checked on every hit, and entries also expire after `ttl` seconds as a last safety net. Only what was
+found is kept: a workspace that does not exist, or that the caller is not a member of, is looked up every time."""
 
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -53,6 +57,15 @@ _CACHES: weakref.WeakSet[PrincipalCache] = weakref.WeakSet()
 class _Entry:
     principal: Principal
     token_expires_at: datetime | None
+    stored_at: float
+
+
+@dataclass(frozen=True)
+class WorkspaceRole:
+    """A workspace's row as a member found it, and the member's role there (None: not a member, for an admin)."""
+
+    workspace: dict[str, Any]
+    role: str | None
     stored_at: float
 
 
@@ -116,6 +129,7 @@ class PrincipalCache:
         self.max_entries = max_entries
         self.shared = shared
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._roles: OrderedDict[tuple[str, str], WorkspaceRole] = OrderedDict()  # by (user id, workspace name)
         self._lock = threading.Lock()
         self._generation = 0
         self._suspended = False
@@ -133,7 +147,11 @@ class PrincipalCache:
             if seen != self._seen:
                 self._seen = seen
                 self._generation += 1
-                self._entries.clear()
+                self._clear()
+
+    def _clear(self) -> None:
+        self._entries.clear()
+        self._roles.clear()
 
     def generation(self) -> int:
         with self._lock:
@@ -169,55 +187,92 @@ class PrincipalCache:
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
+    def role(self, user_id: str, workspace: str) -> WorkspaceRole | None:
+        """The workspace named `workspace` and `user_id`'s role in it, as last looked up, if kept."""
+        if not self.enabled:
+            return None
+        key = (user_id, workspace)
+        with self._lock:
+            self._follow_shared()
+            found = self._roles.get(key)
+            if found is None:
+                return None
+            if time.monotonic() - found.stored_at > self.ttl:
+                del self._roles[key]
+                return None
+            self._roles.move_to_end(key)
+            return found
+
+    def put_role(self, user_id: str, name: str, workspace: dict[str, Any], role: str | None, generation: int) -> None:
+        """Remember the row `workspace` of the workspace looked up as `name` and `user_id`'s role in it, found by a
+        lookup that began at `generation`, unless an invalidation came since."""
+        if not self.enabled:
+            return
+        key = (user_id, name)
+        with self._lock:
+            self._follow_shared()
+            if generation != self._generation:
+                return
+            self._roles[key] = WorkspaceRole(dict(workspace), role, time.monotonic())
+            self._roles.move_to_end(key)
+            while len(self._roles) > self.max_entries:
+                self._roles.popitem(last=False)
+
     def invalidate(self, user_ids: Iterable[str] | None = None) -> None:
         """Drop the entries of these users (of everyone when None)."""
         with self._lock:
             self._generation += 1
             if user_ids is None:
-                self._entries.clear()
+                self._clear()
                 return
             gone = set(user_ids)
             for key in [k for k, e in self._entries.items() if e.principal.user_id in gone]:
                 del self._entries[key]
+            for role_key in [k for k in self._roles if k[0] in gone]:
+                del self._roles[role_key]
 
     def suspend(self) -> None:
         """Answer nothing until `resume()`: used while invalidations from other processes cannot be heard."""
         with self._lock:
             self._suspended = True
             self._generation += 1
-            self._entries.clear()
+            self._clear()
 
     def resume(self) -> None:
         with self._lock:
             self._suspended = False
             self._generation += 1
-            self._entries.clear()
+            self._clear()
 
     def __len__(self) -> int:
         return len(self._entries)
 
 
-def principals_changed(session: Session, user_id: str) -> None:
-    """Call inside the transaction that revokes a token or changes or deletes a user."""
-    changed: set[str] | None = session.info.get(_CHANGED)
+def principals_changed(session: Session, user_id: str | None) -> None:
+    """Call inside the transaction that revokes a token, changes or deletes a user, or adds, changes or removes a
+    membership of theirs (`user_id`); or that changes or deletes a workspace (None: every user's entries)."""
+    changed: set[str | None] | None = session.info.get(_CHANGED)
     if changed is None:
         changed = session.info[_CHANGED] = set()
         event.listen(session, "after_commit", _after_commit, once=True)
         event.listen(session, "after_rollback", _after_rollback, once=True)
+    if user_id in changed:
+        return
     changed.add(user_id)
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        session.execute(sa.select(sa.func.pg_notify(CHANNEL, user_id)))
+        session.execute(sa.select(sa.func.pg_notify(CHANNEL, user_id or "")))
 
 
 def _after_commit(session: Session) -> None:
-    changed = session.info.pop(_CHANGED, None)
+    changed: set[str | None] | None = session.info.pop(_CHANGED, None)
     if changed:
         shared = shared_revision(session.get_bind().engine.url)
         if shared is not None:
             shared.bump()
+        users = None if None in changed else [u for u in changed if u is not None]
         for cache in list(_CACHES):
-            cache.invalidate(changed)
+            cache.invalidate(users)
 
 
 def _after_rollback(session: Session) -> None:

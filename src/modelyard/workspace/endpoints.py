@@ -13,7 +13,7 @@ from modelyard.kit.headers import IfMatch
 from modelyard.kit.pagination import ListQuery, Page, list_params
 from modelyard.kit.routing import DbSession, api_router
 from modelyard.workspace import service
-from modelyard.workspace.dependencies import WorkspaceAdmin, WorkspaceReader
+from modelyard.workspace.dependencies import FreshWorkspaceReader, WorkspaceAdmin, WorkspaceReader
 from modelyard.workspace.schemas import (
     MemberCreate,
     MemberFilters,
@@ -58,7 +58,7 @@ def list_workspaces(
 
 
 @router.get("/{ws}")
-def get_workspace(access: WorkspaceReader, response: Response) -> WorkspaceRead:
+def get_workspace(access: FreshWorkspaceReader, response: Response) -> WorkspaceRead:
     response.headers["ETag"] = etag_of(access.workspace)
     return _read(access)
 

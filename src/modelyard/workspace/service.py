@@ -11,11 +11,12 @@ from sqlalchemy.orm import Session
 
 from modelyard.auth import Principal
 from modelyard.db.base import row_copy
-from modelyard.db.reads import AsyncReader, Reader
+from modelyard.db.reads import AsyncReader, Reader, Row
 from modelyard.db.unique import insert_unique
 from modelyard.errors import BadRequest, Conflict, Forbidden, NotFound
 from modelyard.event import service as events
 from modelyard.identity import repository as identity_repository
+from modelyard.identity.principals import principals_changed
 from modelyard.identity.tables import User
 from modelyard.kit.changes import apply_changes
 from modelyard.kit.etag import check_if_match
@@ -57,22 +58,23 @@ def access(session: Session, principal: Principal, name: str, need: Role) -> Wor
     return WorkspaceAccess(workspace, check_role(principal, name, role_value, need), principal)
 
 
-def read_access(reader: Reader, principal: Principal, name: str, need: Role) -> WorkspaceAccess:
-    """access() from a prebuilt read: the workspace is a transient copy of its row (no session holds it, and it
-    has no relationships to load), for callers that only use its id and name."""
-    return _access_of(repository.read_with_role(reader, name, principal.user_id), principal, name, need)
+def read_role(reader: Reader, name: str, user_id: str) -> Row | None:
+    """The workspace named `name` as a prebuilt read (its columns plus `role`: the user's, None if not a member);
+    None if there is no such workspace."""
+    return repository.read_with_role(reader, name, user_id)
 
 
-async def read_access_async(reader: AsyncReader, principal: Principal, name: str, need: Role) -> WorkspaceAccess:
-    """read_access from the event loop (PostgreSQL)."""
-    return _access_of(await repository.read_with_role_async(reader, name, principal.user_id), principal, name, need)
+async def read_role_async(reader: AsyncReader, name: str, user_id: str) -> Row | None:
+    """read_role from the event loop (PostgreSQL)."""
+    return await repository.read_with_role_async(reader, name, user_id)
 
 
-def _access_of(row: dict[str, Any] | None, principal: Principal, name: str, need: Role) -> WorkspaceAccess:
-    if row is None:
-        raise workspace_not_found(name)
-    role = check_role(principal, name, row.pop("role"), need)
-    return WorkspaceAccess(row_copy(Workspace, row), role, principal)
+def access_of(workspace: Row, role_value: str | None, principal: Principal, name: str, need: Role) -> WorkspaceAccess:
+    """access() from a workspace's row and the caller's role in it (read_role's, or a cache's): the workspace is a
+    transient copy of its row (no session holds it, and it has no relationships to load), for callers that only use
+    its id and name."""
+    role = check_role(principal, name, role_value, need)
+    return WorkspaceAccess(row_copy(Workspace, workspace), role, principal)
 
 
 def check_role(principal: Principal, name: str, role_value: str | None, need: Role) -> Role | None:
@@ -142,6 +144,7 @@ def update_workspace(session: Session, ws: WorkspaceAccess, changes: dict[str, A
     if applied:
         workspace.updated_by = ws.principal.name
         session.flush()
+        principals_changed(session, None)  # caches keep workspace rows
         events.record(
             session,
             actor=ws.principal.name,
@@ -171,6 +174,7 @@ def delete_workspace(session: Session, ws: WorkspaceAccess, cascade: bool, if_ma
             detail={"resources": held},
         )
     session.delete(workspace)
+    principals_changed(session, None)  # caches keep workspace rows and roles in them
     events.record(
         session,
         actor=ws.principal.name,
@@ -231,6 +235,7 @@ def add_member(session: Session, ws: WorkspaceAccess, user_name: str, role: Role
             solution_msg=f"Change the role with PUT /v1/workspaces/{ws.workspace.name}/members/{user_name}",
         ),
     )
+    principals_changed(session, user.id)
     _member_event(session, ws, "member.added", user, {"role": role.value})
     return membership, user
 
@@ -262,6 +267,7 @@ def set_member_role(session: Session, ws: WorkspaceAccess, user_name: str, role:
         old = membership.role
         membership.role = role.value
         session.flush()
+        principals_changed(session, user.id)
         _member_event(session, ws, "member.updated", user, {"role": [old, role.value]})
     return membership, user
 
@@ -270,4 +276,5 @@ def remove_member(session: Session, ws: WorkspaceAccess, user_name: str) -> None
     membership, user = _get_member(session, ws, user_name)
     _guard_last_admin(session, ws, membership)
     session.delete(membership)
+    principals_changed(session, user.id)
     _member_event(session, ws, "member.removed", user, {"role": membership.role})
