@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from modelyard.db import writes
 from modelyard.db.engine import Database
-from modelyard.db.reads import AsyncReads, Read
+from modelyard.db.reads import AsyncReader, AsyncReads, Read, Row
 from modelyard.event import service as events
 from modelyard.model import repository as models
 from modelyard.model.tables import Model
@@ -205,7 +205,7 @@ def test_a_write_that_meets_a_dropped_connection_is_invalidated(tagged: Callable
         assert session.scalars(sa.select(Workspace.name).order_by(Workspace.name)).all() == ["kept"]
 
 
-def _new_model(t: Tagged, name: str) -> tuple[dict[str, object], dict[str, object]]:
+def _new_model(t: Tagged, name: str) -> tuple[Row, Row]:
     """A model's row and its event, for a workspace "kept" that `_workspace` made."""
     with t.db.reading() as reader:
         workspace_id = reader.all(Read(sa.select(Workspace.id.label("id"))))[0]["id"]
@@ -219,6 +219,10 @@ def _model_names(t: Tagged) -> list[str]:
         return list(session.scalars(sa.select(Model.name).order_by(Model.name)))
 
 
+async def _insert(writer: AsyncReader, model: tuple[Row, Row]) -> bool:
+    return await models.insert_models_async(writer, [model]) == {model[0]["id"]}
+
+
 @pytest.mark.parametrize("ping_after", [0.0, _NEVER], ids=["idle-pinged", "not-pinged"])
 def test_a_write_on_the_event_loop_is_never_run_twice(tagged: Callable[..., Tagged], ping_after: float) -> None:
     """A one-statement write (modelyard.db.writes.Guarded) may have committed when its connection drops, so it is
@@ -229,17 +233,17 @@ def test_a_write_on_the_event_loop_is_never_run_twice(tagged: Callable[..., Tagg
 
     async def run() -> None:
         async with reads.writing() as writer:
-            assert await models.insert_model_async(writer, *_new_model(t, "first"))
+            assert await _insert(writer, _new_model(t, "first"))
         t.drop_connections()  # the kept asyncio connection among them
         async with reads.writing() as writer:
             if ping_after == _NEVER:
                 with pytest.raises(sa.exc.DBAPIError) as failed:
-                    await models.insert_model_async(writer, *_new_model(t, "lost"))
+                    await _insert(writer, _new_model(t, "lost"))
                 assert failed.value.connection_invalidated
             else:
-                assert await models.insert_model_async(writer, *_new_model(t, "after-restart"))
+                assert await _insert(writer, _new_model(t, "after-restart"))
         async with reads.writing() as writer:  # on a new connection
-            assert await models.insert_model_async(writer, *_new_model(t, "next"))
+            assert await _insert(writer, _new_model(t, "next"))
         await reads.close()
 
     asyncio.run(run())

@@ -1,5 +1,8 @@
-"""Group commit of SQLite's inline writes (`Database.inline_write`): the short writes that reach the event loop
-together go in one transaction, each in a savepoint of its own, and each caller is answered after the COMMIT.
+"""Group commit: the short writes that reach the event loop together are committed together.
+
+On SQLite (`WriteGroups`, behind `Database.inline_write`) they go in one transaction, each in a savepoint of its own,
+and each caller is answered after the COMMIT. On PostgreSQL (`StatementGroups`) the writes of one kind that are one
+statement each (modelyard.db.writes.Guarded) go in as one statement for all of them.
 
 On SQLite a commit costs far more than the rows it writes: each page a transaction changed goes to the WAL, and a
 model's create changes a page of the models table, of each of its indexes, and of the events table and its indexes.
@@ -18,17 +21,20 @@ import contextlib
 import copy
 import sqlite3
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
 
+from modelyard.db.reads import AsyncReader, AsyncReads
 from modelyard.db.writer_lock import WriteTurnBusy
 from modelyard.db.writes import DriverTransaction
 
 T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 (an item of a group)
+R = TypeVar("R")
 Work = Callable[[DriverTransaction], Any]
 
 # Writes per transaction at most: one group's callers wait for all of its work and its commit.
@@ -153,7 +159,91 @@ class WriteGroups:
         return DBAPIError.instance(sql, (), exc, sqlite3.Error, dialect=self._dialect)
 
 
-def _fail(member: _Member, exc: BaseException, *, shared: bool = False) -> None:
+class _Item(Generic[I, R]):
+    __slots__ = ("future", "item")
+
+    def __init__(self, item: I, future: asyncio.Future[R]) -> None:
+        self.item = item
+        self.future = future
+
+
+class StatementGroups(Generic[I, R]):
+    """PostgreSQL: the writes of one kind that reach an event loop together, run as one statement by `run` (which
+    takes a writer from Database.async_reads and the items, and returns each item's result in order), in autocommit.
+
+    At most one statement of the kind is in flight per loop and database: the items that arrive while it runs form
+    the next group, so groups grow with the load and a lone write goes at once. Measured on creating models at
+    16 connections (bench/RESULTS.md): PostgreSQL's planning, commit and WAL flush, and the driver's work, once per
+    group instead of once per create.
+
+    What a caller is told is what is stored. A statement that fails as a whole for one item's sake (a value its
+    column refuses, a reference gone) stored nothing, so each item of the group runs again alone and gets its own
+    result or error. A statement whose connection was lost may have committed, and never runs again: each caller
+    gets the error (a 503). A caller that went away before its group ran is left out."""
+
+    def __init__(self, run: Callable[[AsyncReader, list[I]], Awaitable[list[R]]], limit: int = GROUP_LIMIT) -> None:
+        self._run = run
+        self._limit = limit
+        # The items waiting for each loop's next statement, per AsyncReads (one per Database).
+        self._waiting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[AsyncReads, list[_Item[I, R]]]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, reads: AsyncReads, item: I) -> R:
+        """`item` written with the others of its group; its result once the statement has committed."""
+        loop = asyncio.get_running_loop()
+        queues = self._waiting.setdefault(loop, {})
+        queue = queues.get(reads)
+        if queue is None:
+            queue = queues[reads] = []
+            task = loop.create_task(self._drain(reads, queues, queue))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        future: asyncio.Future[R] = loop.create_future()
+        queue.append(_Item(item, future))
+        return await future
+
+    async def _drain(
+        self, reads: AsyncReads, queues: dict[AsyncReads, list[_Item[I, R]]], queue: list[_Item[I, R]]
+    ) -> None:
+        try:
+            while queue:
+                group = [i for i in queue[: self._limit] if not i.future.done()]  # a caller that went away: left out
+                del queue[: self._limit]
+                if group:
+                    await self._write(reads, group)
+        except BaseException as exc:  # the loop is closing
+            for waiting in queue:
+                _fail(waiting, exc, shared=True)
+            raise
+        finally:
+            del queues[reads]
+
+    async def _write(self, reads: AsyncReads, group: list[_Item[I, R]]) -> None:
+        try:
+            async with reads.writing() as writer:
+                results = await self._run(writer, [i.item for i in group])
+        except DBAPIError as exc:
+            if len(group) > 1 and not exc.connection_invalidated:
+                for alone in group:  # nothing of the statement was stored: each on its own, for its own answer
+                    await self._write(reads, [alone])
+                return
+            for failed in group:
+                _fail(failed, exc, shared=True)
+            return
+        except BaseException as exc:
+            for failed in group:
+                _fail(failed, exc, shared=True)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for done, result in zip(group, results, strict=True):
+            if not done.future.done():
+                done.future.set_result(result)
+
+
+def _fail(member: _Member | _Item[Any, Any], exc: BaseException, *, shared: bool = False) -> None:
     """`exc` raised to `member`'s caller (unless it has its answer already); one `shared` by several callers is
     copied for each, so that their tracebacks do not pile up on one object."""
     if member.future.done():

@@ -8,8 +8,9 @@ object inserted through the session, or an ORM-enabled INSERT, costs several tim
 construction, attribute events and per-execution statement setup; on SQLite that time is spent holding the write
 lock. Everything that is not a plain insert of a new row goes through the session.
 
-On PostgreSQL, a new row and the rows that go with it (its labels, its event) can go in as one statement
-(`Guarded`), awaited on the event loop in autocommit: one round trip instead of a transaction's four or more."""
+On PostgreSQL, new rows and the rows that go with them (their labels, their events) can go in as one statement
+(`Guarded`), awaited on the event loop in autocommit: one round trip instead of a transaction's four or more, and one
+for all the creates that arrive together (modelyard.db.group_commit.GuardedGroups)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
@@ -24,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from modelyard.db.reads import AsyncReader, Prepared, Row, prepare
 
-__all__ = ["DriverTransaction", "Guarded", "Insert", "Returning", "Row", "insert", "prefixed", "returning"]
+__all__ = ["DriverTransaction", "Guarded", "Insert", "Returning", "Row", "insert", "returning"]
 
 
 class Insert:
@@ -51,6 +53,10 @@ class Insert:
             elif column.nullable:
                 self._fills.append((column.key, _constant(None)))
         self._required = frozenset(c.key for c in self._columns) - {key for key, _ in self._fills}
+        # The conversions of TypeDecorator columns (UTCDateTime), for rows given as JSON (`arrays`).
+        self._converters: list[tuple[str, Callable[[Any], Any]]] = [
+            (c.key, _converter(c.type)) for c in self._columns if isinstance(c.type, sa.TypeDecorator)
+        ]
         self._prepared: dict[str, Prepared] = {}
 
     def row(self, values: Row) -> Row:
@@ -83,39 +89,67 @@ class Insert:
             self._prepared[dialect.name] = found
         return found
 
-    def bound(self, prefix: str) -> dict[str, sa.BindParameter[Any]]:
-        """Each column's value as a parameter named `prefix` + its key (`prefixed` gives them), for a statement
-        made of several inserts."""
-        return {c.key: sa.bindparam(prefix + c.key, type_=c.type) for c in self._columns}
+    @property
+    def keys(self) -> list[str]:
+        """The keys of the columns it gives values for, in order."""
+        return [c.key for c in self._columns]
 
-    def selected_from(self, source: sa.FromClause, prefix: str) -> sa.Insert:
-        """INSERT ... SELECT of the row (parameters named as by `bound`) once for each row of `source`: none when
-        `source` is empty. psycopg's dialect types each parameter (`%(x)s::VARCHAR`), so a value too long for its
-        column fails as in a plain INSERT (an explicit CAST to VARCHAR(n) would cut it short instead)."""
-        values = self.bound(prefix).values()
-        return sa.insert(self.table).from_select([c.key for c in self._columns], sa.select(*values).select_from(source))
+    def unnested(self, prefix: str) -> sa.TableValuedAlias:
+        """Rows of this table given as one JSON parameter (named `prefix` + "rows": an array of objects by column
+        key, which `arrays` gives), unnested by `jsonb_to_recordset` into a table named after `prefix`. Its text
+        columns are unbounded: the INSERT's assignment to a VARCHAR(n) column refuses a value too long for it, as a
+        plain INSERT does. (One JSON text costs the driver a few microseconds; an array parameter per column cost it
+        about 90 µs per statement, in the detection of each list's element type.)"""
+        param = sa.cast(sa.bindparam(prefix + "rows", type_=sa.Text), postgresql.JSONB)
+        columns = [sa.column(c.key, sa.Text() if isinstance(c.type, sa.String) else c.type) for c in self._columns]
+        return (
+            sa.func.jsonb_to_recordset(param)
+            .table_valued(*columns)
+            .render_derived(with_types=True)
+            .alias(prefix.rstrip("_"))
+        )
 
+    def arrays(self, rows: list[Row], prefix: str) -> Row:
+        """`rows` (built by `row`) as the parameter of `unnested(prefix)`; each value through its column type's own
+        conversion first (a naive datetime is refused, an aware one stored in UTC)."""
+        converted = rows
+        if self._converters:
+            converted = [dict(row) for row in rows]
+            for row in converted:
+                for key, convert in self._converters:
+                    row[key] = convert(row[key])
+        return {prefix + "rows": orjson.dumps(converted).decode()}
 
-def prefixed(row: Row, prefix: str) -> Row:
-    """`row`'s values as the parameters of `Insert.bound(prefix)`."""
-    return {prefix + key: value for key, value in row.items()}
+    def joined_to(self, rows: sa.TableValuedAlias, head: sa.CTE, on: sa.ColumnElement[bool]) -> sa.Insert:
+        """INSERT ... SELECT of the unnested `rows` (see `unnested`) that join a row of `head` by `on`."""
+        return sa.insert(self.table).from_select(self.keys, sa.select(*rows.c).join_from(rows, head, on))
 
 
 class Guarded:
-    """On PostgreSQL, a new row and the rows that go with it in one statement (data-modifying CTEs): `first` inserts
-    it, skipping a conflict on a unique constraint, and returns its `key` column; `then(head)` gives the inserts of
-    the other rows, each an INSERT ... SELECT from `head` (`Insert.selected_from`), so that none of them goes in when
-    the first row was refused. In autocommit the statement is its own transaction.
+    """On PostgreSQL, new rows and the rows that go with each in one statement (data-modifying CTEs), however many:
+    each table's rows come as one JSON parameter, unnested (`Insert.unnested`), so the statement's text
+    is the same for one row as for sixty-four and PostgreSQL plans it once. `first` inserts the new rows, skipping
+    each that a unique constraint refuses, and returns their `key` column; `then(head, rows)` gives the inserts of
+    the other rows, each from its table's unnested rows (`rows[prefix]`, for each prefix of `parts`) joined to `head`
+    (`Insert.joined_to`), so that none goes in with a new row that was refused. In autocommit the statement is its
+    own transaction.
 
-    The first row's parameters are named `head_` + its column keys (`prefixed(row, Guarded.HEAD)`).
-    Measured on creating a model on PostgreSQL (bench/RESULTS.md): a transaction of two inserts in a worker thread
-    cost four round trips and the thread hand-off, and about 1.5x the CPU of this one statement on the event loop."""
+    Measured on creating models on PostgreSQL (bench/RESULTS.md): a transaction of two inserts in a worker thread
+    cost four round trips and the thread hand-off, and about 1.5x the CPU of one statement on the event loop; the
+    creates that arrive together (db.group_commit.GuardedGroups) cost less again as one statement."""
 
     HEAD = "head_"
 
-    def __init__(self, first: Insert, key: str, then: Callable[[sa.CTE], Sequence[sa.Insert]]) -> None:
+    def __init__(
+        self,
+        first: Insert,
+        key: str,
+        parts: dict[str, Insert],
+        then: Callable[[sa.CTE, dict[str, sa.TableValuedAlias]], Sequence[sa.Insert]],
+    ) -> None:
         self.first = first
         self.key = key
+        self.parts = {self.HEAD: first, **parts}
         self.then = then
         self._prepared: dict[str, Prepared] = {}
 
@@ -125,24 +159,34 @@ class Guarded:
             if dialect.name != "postgresql":
                 raise NotImplementedError(f"Inserts in one statement on {dialect.name}")
             table = self.first.table
+            new = self.first.unnested(self.HEAD)
             head = (
                 postgresql.insert(table)
-                .values(self.first.bound(self.HEAD))
+                .from_select(self.first.keys, sa.select(*new.c))
                 .on_conflict_do_nothing()
                 .returning(table.c[self.key])
                 .cte("head")
             )
-            others = [insert.cte(f"then_{i}") for i, insert in enumerate(self.then(head))]
-            inserted = sa.func.count().label("inserted")
-            stmt = sa.select(inserted).select_from(head).add_cte(*others)
-            found = _null_as_null(prepare(stmt, dialect, [inserted], ("inserted",)))
+            rows = {prefix: insert.unnested(prefix) for prefix, insert in self.parts.items() if prefix != self.HEAD}
+            others = [insert.cte(f"then_{i}") for i, insert in enumerate(self.then(head, rows))]
+            inserted = head.c[self.key].label("inserted")
+            stmt = sa.select(inserted).add_cte(*others)
+            found = prepare(stmt, dialect, [inserted], ("inserted",))
             self._prepared[dialect.name] = found
         return found
 
-    async def run(self, writer: AsyncReader, params: Row) -> bool:
-        """Run the statement (`writer` from Database.async_reads.writing()); whether the first row went in."""
-        rows = await writer.change(self.prepared(writer.dialect), params)
-        return bool(rows[0]["inserted"])
+    def params(self, rows: dict[str, list[Row]]) -> Row:
+        """The statement's parameters for the rows of each part (by prefix; `HEAD` for the new rows)."""
+        params: Row = {}
+        for prefix, insert in self.parts.items():
+            params.update(insert.arrays(rows.get(prefix, []), prefix))
+        return params
+
+    async def run(self, writer: AsyncReader, rows: dict[str, list[Row]]) -> set[Any]:
+        """Run the statement (`writer` from Database.async_reads.writing()) for `rows` (by part's prefix); the keys
+        of the new rows that went in."""
+        inserted = await writer.change(self.prepared(writer.dialect), self.params(rows))
+        return {row["inserted"] for row in inserted}
 
 
 def _null_as_null(prepared: Prepared) -> Prepared:
@@ -150,6 +194,11 @@ def _null_as_null(prepared: Prepared) -> Prepared:
     stores a column it was given no value for."""
     binds = tuple(replace(b, process=_keeping_null(b.process)) if b.process else b for b in prepared.binds)
     return replace(prepared, binds=binds)
+
+
+def _converter(type_: sa.TypeDecorator[Any]) -> Callable[[Any], Any]:
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    return lambda value: type_.process_bind_param(value, dialect)
 
 
 def _caller(default: sa.ColumnDefault) -> Callable[[], Any]:

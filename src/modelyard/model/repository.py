@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from modelyard.adapter import repository as adapters
@@ -221,26 +220,19 @@ def add_labels(target: Session | writes.DriverTransaction, model_id: str, labels
 
 _INSERT_MODEL = writes.Insert(_M, skip_conflicts=True)
 _INSERT_LABEL = writes.Insert(ModelLabel.__table__)
-_EVENT = "event_"
+_LABELS, _EVENTS = "label_", "event_"
 
 
-def _with_model(head: sa.CTE) -> list[sa.Insert]:
-    """What goes in with a new model: its labels (two arrays of keys and values, unnested) and its event."""
-    text_array = postgresql.ARRAY(sa.Text)
-    pairs = (
-        sa.func.unnest(sa.bindparam("label_keys", type_=text_array), sa.bindparam("label_values", type_=text_array))
-        .table_valued("key", "value")
-        .render_derived()
-        .alias("label")
-    )
-    labels = sa.insert(ModelLabel).from_select(
-        ["model_id", "key", "value"],
-        sa.select(head.c.id, pairs.c.key, pairs.c.value).select_from(head).join(pairs, sa.true()),
-    )
-    return [labels, events.INSERT_EVENT.selected_from(head, _EVENT)]
+def _with_models(head: sa.CTE, rows: dict[str, sa.TableValuedAlias]) -> list[sa.Insert]:
+    """What goes in with the new models that went in: their labels and their events."""
+    labels, events_ = rows[_LABELS], rows[_EVENTS]
+    return [
+        _INSERT_LABEL.joined_to(labels, head, labels.c.model_id == head.c.id),
+        events.INSERT_EVENT.joined_to(events_, head, events_.c.resource_id == head.c.id),
+    ]
 
 
-_NEW_MODEL = writes.Guarded(_INSERT_MODEL, "id", _with_model)
+_NEW_MODELS = writes.Guarded(_INSERT_MODEL, "id", {_LABELS: _INSERT_LABEL, _EVENTS: events.INSERT_EVENT}, _with_models)
 
 
 def insert_model(target: Session | writes.DriverTransaction, row: Row, event: Row) -> bool:
@@ -254,11 +246,17 @@ def insert_model(target: Session | writes.DriverTransaction, row: Row, event: Ro
     return True
 
 
-async def insert_model_async(writer: AsyncReader, row: Row, event: Row) -> bool:
-    """`insert_model` on PostgreSQL from the event loop, in one statement (writes.Guarded), its own transaction."""
-    params = writes.prefixed(row, writes.Guarded.HEAD) | writes.prefixed(event, _EVENT)
-    params.update(label_keys=list(row["labels"]), label_values=list(row["labels"].values()))
-    return await _NEW_MODEL.run(writer, params)
+async def insert_models_async(writer: AsyncReader, models: list[tuple[Row, Row]]) -> set[str]:
+    """`insert_model` on PostgreSQL from the event loop for several models at once (each a row and its event), in one
+    statement (writes.Guarded), its own transaction; the ids of those that went in (not one whose name its workspace
+    has, nor the second of two of the same name)."""
+    labels = [
+        _INSERT_LABEL.row({"model_id": row["id"], "key": k, "value": v})
+        for row, _event in models
+        for k, v in row["labels"].items()
+    ]
+    rows = {writes.Guarded.HEAD: [row for row, _event in models], _LABELS: labels, _EVENTS: [e for _r, e in models]}
+    return await _NEW_MODELS.run(writer, rows)
 
 
 def new_model_row(values: Row) -> Row:

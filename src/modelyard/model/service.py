@@ -17,6 +17,7 @@ from modelyard.auth import Principal
 from modelyard.db import writes
 from modelyard.db.base import row_copy, utcnow
 from modelyard.db.engine import Database
+from modelyard.db.group_commit import StatementGroups
 from modelyard.db.reads import AsyncReader, Reader, Row
 from modelyard.db.unique import insert_row_unique
 from modelyard.db.writer_lock import WriteTurnBusy
@@ -296,8 +297,7 @@ async def create_model_without_session(
     event = _created_event(ws, row)
     try:
         if db.async_reads is not None:
-            async with db.async_reads.writing() as writer:
-                inserted = await repository.insert_model_async(writer, row, event)
+            inserted = await _NEW_MODELS.run(db.async_reads, (row, event))
         else:
             inserted = await db.inline_write(lambda transaction: repository.insert_model(transaction, row, event))
     except WriteTurnBusy:
@@ -307,6 +307,15 @@ async def create_model_without_session(
     if not inserted:
         raise _model_exists(ws, fields["name"])
     return row
+
+
+async def _insert_models(writer: AsyncReader, models: list[tuple[Row, Row]]) -> list[bool]:
+    inserted = await repository.insert_models_async(writer, models)
+    return [row["id"] in inserted for row, _event in models]
+
+
+# The creates of models that reach an event loop together, as one statement on PostgreSQL.
+_NEW_MODELS: StatementGroups[tuple[Row, Row], bool] = StatementGroups(_insert_models)
 
 
 def _new_model(ws: WorkspaceAccess, fields: dict[str, Any], binding: templates.TemplateBinding | None) -> Row:
