@@ -99,7 +99,7 @@ def prepare(
     for name in names:
         bind = compiled.binds[name]
         default = _REQUIRED if bind.required or bind.callable is not None else bind.value
-        binds.append(_Bind(name, default, _bind_processor(bind.type, dialect)))
+        binds.append(_Bind(name, default, bind.type.dialect_impl(dialect).bind_processor(dialect)))
     return Prepared(
         sql=compiled.string,
         positional=compiled.positiontup is not None,
@@ -107,17 +107,6 @@ def prepare(
         keys=keys,
         processors=tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns or ()),
     )
-
-
-def _bind_processor(type_: sa.types.TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
-    """A parameter's bind processor; for an array (a column's values for several rows, modelyard.db.writes), its
-    element type's applied to each element, None staying NULL (a JSON column's processor would write 'null')."""
-    if not isinstance(type_, sa.ARRAY):
-        return type_.dialect_impl(dialect).bind_processor(dialect)
-    item = type_.item_type.dialect_impl(dialect).bind_processor(dialect)
-    if item is None:
-        return None
-    return lambda values: [None if v is None else item(v) for v in values]
 
 
 class Reader:
