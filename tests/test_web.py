@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,12 +20,14 @@ from fastapi.testclient import TestClient
 from modelyard.config import Settings
 from modelyard.db.engine import Database
 from modelyard.job.worker import Worker
+from modelyard.web import router as web_router
 from tests.fixtures.app import MakeUser, error_shape
 from tests.fixtures.databases import count_rows
 from tests.test_adapters import ADAPTERS, add, base_model, drain, upload_dir
 from tests.test_model_templates import template_body
 
 WS = "/v1/workspaces/default"
+ROOT = Path(__file__).resolve().parent.parent
 XSS = '<script>alert("x")</script>'
 
 Browser = Callable[..., TestClient]
@@ -227,6 +232,18 @@ def test_revoked_token_loses_access_at_once(client: TestClient, browse: Browser)
     r = browser.get("/ui/workspaces/default")
     assert r.status_code == 303
     assert r.headers["location"].startswith("/ui/login?next=")
+
+
+def test_expired_token_loses_access(client: TestClient, browse: Browser) -> None:
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    created = client.post("/v1/tokens", json={"name": "short", "expires_at": soon.isoformat()}).json()
+    browser = browse(created["token"])
+    assert browser.get("/ui").status_code == 200
+    time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.05)
+    assert browser.get("/ui").status_code == 303
+    again = sign_in(browse(), created["token"])
+    assert again.status_code == 401
+    assert "API token &#39;short&#39; has expired" in again.text
 
 
 # -- pages -------------------------------------------------------------------------------------------------------------
@@ -617,3 +634,16 @@ def test_static_stylesheet(anon: TestClient) -> None:
     missing = anon.get("/ui/static/../../app.py")
     assert missing.status_code == 404
     assert anon.get("/ui/static/nothing.css").status_code == 404
+
+
+def test_docs_name_every_page() -> None:
+    """docs/ui.md's table of pages lists exactly the UI's pages."""
+    documented = set(re.findall(r"^\| [^|]+ \| `(/ui[^`]*)` \|", (ROOT / "docs" / "ui.md").read_text(), flags=re.M))
+    pages = {
+        path
+        for route in web_router.routes
+        if "GET" in getattr(route, "methods", set())
+        and (path := getattr(route, "path", "")).startswith("/ui")
+        and path not in ("/ui/login", "/ui/static/{name}")
+    }
+    assert documented == pages
