@@ -647,3 +647,45 @@ def test_docs_name_every_page() -> None:
         and path not in ("/ui/login", "/ui/static/{name}")
     }
     assert documented == pages
+
+
+def test_list_pages_query_the_same_whatever_their_rows(
+    client: TestClient, browse: Browser, admin_token: str, db: Database
+) -> None:
+    """No query per row (N+1) on the pages that list: the statements a page runs do not grow with its rows."""
+    import sqlalchemy as sa
+
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    client.post(f"{WS}/models", json={"name": "base"})
+    browser = browse(admin_token)
+    pages = ("/ui", "/ui/workspaces/default", "/ui/workspaces/default/models", "/ui/workspaces/default/adapters")
+
+    def measure() -> dict[str, int]:
+        found = {}
+        for page in pages:
+            statements.clear()
+            assert browser.get(page).status_code == 200, page
+            found[page] = len(statements)
+        return found
+
+    def grow(start: int, stop: int) -> None:
+        for i in range(start, stop):
+            client.post("/v1/workspaces", json={"name": f"w-{i}"})
+            client.post(f"{WS}/models", json={"name": f"m-{i}"})
+            add(client, "base", {"name": f"a-{i}", "huggingface_name": "org/name", "finetuning_type": "lora"})
+
+    # Both sizes fill the workspace page's previews (10 rows, counted) and fit in one list page (50, not counted).
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        grow(0, 12)
+        few = measure()
+        grow(12, 30)
+        many = measure()
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+    assert many == few
+    assert all(n > 0 for n in few.values())
