@@ -528,6 +528,10 @@ def test_make_a_version_current(client: TestClient, worker: Worker, browse: Brow
     assert client.get(f"{WS}/models/tiny-llama").json()["current_version"]["name"] == "v2"
     page = browser.get(answer.headers["location"]).text
     assert "The current version was changed." in page
+    version_page = browser.get("/ui/workspaces/default/models/tiny-llama/versions/v1").text
+    assert "Make current" in version_page  # v1 is no longer current
+    assert "<code>config.json</code>" in version_page  # its manifest
+    assert r.json()["id"] not in version_page
     # The same form again, from the page drawn before the change: the model changed meanwhile.
     stale = browser.post(
         "/ui/workspaces/default/models/tiny-llama/current-version",

@@ -29,14 +29,14 @@ from modelyard.fileset import paths
 from modelyard.fileset import service as fileset_service
 from modelyard.fileset.schemas import FileFilters, FileRead, FilesetFilters, FilesetRead
 from modelyard.kit.etag import etag_of
-from modelyard.kit.pagination import Filters, ListQuery, Pagination
+from modelyard.kit.pagination import Filters, ListQuery, NoFilters, Pagination
 from modelyard.kit.routing import DbSession
 from modelyard.kit.schemas import read_model
 from modelyard.lineage import service as lineage_service
 from modelyard.lineage.tables import Dataset, FineTuningJob, Prompt
 from modelyard.model import service as model_service
 from modelyard.model.endpoints import model_read, version_read
-from modelyard.model.schemas import ModelFilters, VersionFilters
+from modelyard.model.schemas import ManifestEntry, ModelFilters, VersionFilters
 from modelyard.model.sources import parse_model_path
 from modelyard.model_template import service as template_service
 from modelyard.model_template.schemas import ModelTemplateFilters, ModelTemplateRead
@@ -64,6 +64,7 @@ router = APIRouter(route_class=UiRoute, include_in_schema=False)
 PAGE_SIZE = 50  # rows of a list page
 PREVIEW_SIZE = 10  # rows of each list on a workspace's page
 Name = Annotated[str, Path(max_length=255)]
+VersionName = Annotated[str, Path(max_length=64)]
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------------
@@ -306,6 +307,29 @@ def model_page(ws: Name, model: Name, request: Request, session: DbSession, me: 
         etag=etag_of(access.model),
         template_ref=_split_ref(answer.model_template),
         done=request.query_params.get("done", ""),
+    )
+
+
+@router.get("/ui/workspaces/{ws}/models/{model}/versions/{version}")
+def version_page(
+    ws: Name, model: Name, version: VersionName, request: Request, session: DbSession, me: UiUser
+) -> Response:
+    access = model_service.model_access(session, me.principal, ws, model, Role.VIEWER)
+    workspace = access.ws.workspace.name
+    found = model_service.get_version(session, access, version)
+    query = _list_query(request, NoFilters, (), sort="path")
+    files, pagination, token = model_service.list_manifest(session, access, version, query)
+    return render(
+        request,
+        "version.html",
+        ws=workspace,
+        model=access.model.name,
+        version=version_read(found, access),
+        fileset=_fileset_of(found.model_path, workspace),
+        files=[ManifestEntry.model_validate(f) for f in files],
+        pager=_pager(request, pagination, token),
+        can_write=_can_write(access.ws),
+        etag=etag_of(access.model),
     )
 
 
