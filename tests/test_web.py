@@ -693,3 +693,22 @@ def test_list_pages_query_the_same_whatever_their_rows(
         sa.event.remove(db.engine, "before_cursor_execute", count)
     assert many == few
     assert all(n > 0 for n in few.values())
+
+
+def test_unexpected_error_is_an_html_500_without_details(
+    browse: Browser, admin_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelyard.web import endpoints
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("secret detail of a bug")
+
+    browser = browse(admin_token)
+    monkeypatch.setattr(endpoints.workspace_service, "list_workspaces", broken)
+    r = browser.get("/ui")
+    assert r.status_code == 500
+    assert r.headers["content-type"].startswith("text/html")
+    assert f"request id {r.headers['x-request-id']}" in r.text
+    assert "secret detail" not in r.text
+    assert "Traceback" not in r.text
+    assert_ui_headers(r)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.responses import Response
 
 from modelyard.kit.routing import TransactionalRoute
+
+errlog = logging.getLogger("modelyard.error")
 
 UI_PREFIX = "/ui"
 
@@ -123,9 +126,34 @@ class UiRoute(TransactionalRoute):
                 response = await handler(request)
             except LoginRequired:
                 return login_redirect(request)
+            except Exception as exc:
+                if _handled_by_app(request, exc):
+                    raise  # the app's handler answers, as an HTML page under /ui (install_html_errors)
+                return _internal_error(request)
             return secured(response)
 
         return ui
+
+
+def _handled_by_app(request: Request, exc: Exception) -> bool:
+    return any(isinstance(cls, type) and isinstance(exc, cls) for cls in request.app.exception_handlers)
+
+
+def _internal_error(request: Request) -> Response:
+    """The UI's 500: logged with its request id, as the app's last-resort answer is, and shown without details."""
+    request_id = str(getattr(request.state, "request_id", ""))
+    errlog.exception("unhandled error", extra={"fields": {"request_id": request_id}})
+    return render(
+        request,
+        "error.html",
+        status_code=500,
+        title="Internal error",
+        status=500,
+        error_code="INTERNAL_ERROR",
+        error_msg=f"Internal server error (request id {request_id})",
+        solution_msg="Retry later; if it persists, report the request id to the operator",
+        problems=[],
+    )
 
 
 # -- errors ----------------------------------------------------------------------------------------------------------
