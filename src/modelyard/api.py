@@ -12,10 +12,12 @@ from modelyard.identity.endpoints import router as identity_router
 from modelyard.lineage.endpoints import router as lineage_router
 from modelyard.model.endpoints import router as models_router
 from modelyard.model_template.endpoints import router as model_templates_router
+from modelyard.web import router as web_router
 from modelyard.workspace.endpoints import router as workspaces_router
 
 # FastAPI matches a request against the routes one by one, in this order, and each candidate costs about a
-# microsecond: the routers that serving fleets and pipelines poll (models, adapters, files) come first.
+# microsecond: the routers that serving fleets and pipelines poll (models, adapters, files) come first, and the web
+# UI's pages (people, a request at a time) last.
 ROUTERS = [
     models_router,
     adapters_router,
@@ -26,6 +28,7 @@ ROUTERS = [
     events_router,
     identity_router,
     health_router,
+    web_router,
 ]
 
 

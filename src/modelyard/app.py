@@ -30,6 +30,7 @@ from modelyard.job import repository as jobs
 from modelyard.kit.answer_cache import AnswerCache
 from modelyard.observability import Metrics, RequestMiddleware
 from modelyard.storage import create_store
+from modelyard.web import install_html_errors
 
 log = logging.getLogger("modelyard.app")
 
@@ -228,6 +229,7 @@ def create_app(
     app.state.ctx = ctx
     app.state.metrics = metrics
     install_error_handlers(app)
+    install_html_errors(app)  # the web UI's error pages, under /ui only
     include_routers(app)
     _document_error_body(app)
     app.add_middleware(RequestMiddleware, metrics=metrics)

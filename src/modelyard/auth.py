@@ -52,6 +52,10 @@ def _token_hash(request: Request) -> str:
     token = extract_token(request.headers)
     if not token:
         raise Unauthorized("Missing API token", error_code="MISSING_TOKEN")
+    return _checked_hash(token)
+
+
+def _checked_hash(token: str) -> str:
     if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
         raise Unauthorized("Invalid API token", error_code="INVALID_TOKEN")
     return hash_token(token)
@@ -104,6 +108,16 @@ async def current_principal(request: Request) -> Principal:
     if cached is not None:
         return cached
     token_hash = _token_hash(request)
+    hit = _cache(request).get(token_hash)
+    if hit is not None:
+        return _remember(request, hit)
+    return await run_read(request, _look_up, request, token_hash)
+
+
+async def principal_of_token(request: Request, token: str) -> Principal:
+    """The caller holding `token` (given other than in a header: the web UI's session cookie), by the same checks,
+    cache and lookup as `current_principal`; 401 when it is unknown, revoked or expired."""
+    token_hash = _checked_hash(token)
     hit = _cache(request).get(token_hash)
     if hit is not None:
         return _remember(request, hit)

@@ -82,6 +82,7 @@ def serve(
     else:
         err.print(f"Admin token: stored in {settings.admin_token_path}")
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    err.print(f"Web UI: http://{shown_host}:{port}/ui")
     err.print(f"API docs: http://{shown_host}:{port}/docs   API: http://{shown_host}:{port}/v1")
     # The job worker runs as a child process (modelyard.job.process), except on an in-memory SQLite database, which
     # only this process can see: there it is a thread of the app, as with a single process it used to be.
