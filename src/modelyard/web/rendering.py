@@ -3,20 +3,23 @@ the route class of the UI, and the HTML error page that stands in for the JSON e
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-import jinja2
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.responses import Response
 
 from modelyard.kit.routing import TransactionalRoute
+
+if TYPE_CHECKING:
+    import jinja2
 
 errlog = logging.getLogger("modelyard.error")
 
@@ -65,7 +68,12 @@ def _size(value: int | None) -> str:
     return f"{value} B"  # pragma: no cover (the loop always returns)
 
 
+@functools.cache
 def _environment() -> jinja2.Environment:
+    """Made at the first page, not at import: Jinja2's import is about 25 ms of every server's cold start, which
+    serves the API first."""
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("modelyard.web", "templates"),
         autoescape=True,  # every template is HTML: whatever a user typed is text, never markup
@@ -80,15 +88,12 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-TEMPLATES = _environment()
-
-
 def render(request: Request, page: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """A page: the template `page` with `context`, plus what the layout needs (the caller and the session's CSRF token
     when known). Pages that show a caller's data are never stored by caches."""
     context.setdefault("session", getattr(request.state, "ui_session", None))
     context.setdefault("path", request.url.path)
-    html = TEMPLATES.get_template(page).render(**context)
+    html = _environment().get_template(page).render(**context)
     response = HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
     secured(response)
     return response
