@@ -196,6 +196,33 @@ class Server:
             token = (self.home / "admin-token").read_text().strip()
             self.headers = {"Authorization": f"Bearer {token}"}
 
+    def settle(self, quiet: float = 0.05, window: float = 0.5, calm_windows: int = 4, timeout: float = 30) -> float:
+        """Wait until the server's processes are done starting (`calm_windows` windows of `window` seconds in a row
+        using under `quiet` of a core), so the first workload measures the server, not its start-up: a server's
+        first answer comes before all of it is up (MLflow's workers and job runner; modelyard's job worker, which
+        starts a second after the server and imports for a second or more). The seconds waited; cold start is
+        measured apart."""
+        assert self.process is not None
+        hz = os.sysconf("SC_CLK_TCK")
+
+        def cpu_seconds() -> float:
+            total = 0
+            for pid in tree_pids(self.process.pid):  # type: ignore[union-attr]
+                with contextlib.suppress(OSError):
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    total += int(fields[11]) + int(fields[12])
+            return total / hz
+
+        started = time.perf_counter()
+        calm = 0
+        last = cpu_seconds()
+        while calm < calm_windows and time.perf_counter() - started < timeout:
+            time.sleep(window)
+            now = cpu_seconds()
+            calm = calm + 1 if now - last < quiet * window else 0
+            last = now
+        return time.perf_counter() - started
+
     def stop(self) -> None:
         if self.sampler is not None:
             self.sampler.sample()
@@ -761,6 +788,8 @@ def bench_registry(server: Server, sizes: Sizes, scale: bool, use_wrk: bool) -> 
     server.start()
     log(f"{server.label} answered after {server.cold_start:.2f} s")
     try:
+        settled = server.settle()
+        log(f"{server.label} settled {settled:.1f} s after its first answer")
         kind = server.kind
         if kind == "modelyard":
             setup_modelyard(server)
