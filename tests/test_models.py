@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -22,7 +23,7 @@ from modelyard.db.engine import Database
 from modelyard.errors import NotFound
 from modelyard.job.tables import Job
 from modelyard.job.worker import Worker
-from modelyard.model import endpoints, service
+from modelyard.model import endpoints, repository, service
 from modelyard.workspace.tables import Role
 from tests.fixtures.app import MakeUser, both_ways, error_shape, plain_reads
 from tests.fixtures.databases import count_rows
@@ -1058,6 +1059,47 @@ def test_versions_of_several_models_at_once_are_numbered_per_model(
     assert sorted(e["resource"]["name"] for e in events) == sorted(
         [f"{m}@{n}" for m, names in made.items() for n in names] + ["b@v2"]
     )
+
+
+def test_the_counters_of_a_group_of_versions_are_locked_in_the_order_of_the_models_ids(
+    client: TestClient, db: Database
+) -> None:
+    """PostgreSQL: the statement that takes the numbers of a group of versions locks its models' rows in the order of
+    their ids, whatever the order of the group. Two groups of two server processes that share models then never
+    wait for each other in a cycle (a deadlock, which PostgreSQL breaks only after a second, by failing one).
+
+    Six models; another transaction holds the row of the fourth (by id); a group asks for all six, the highest id
+    first. It must wait at the fourth having locked only the three below it: the two above are free meanwhile."""
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL only: SQLite's writers take turns")
+    ids = sorted(client.post(MODELS, json={"name": f"locked{i}"}).json()["id"] for i in range(6))
+    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    reads = db.async_reads
+    assert reads is not None
+    with psycopg.connect(url) as holder, psycopg.connect(url, autocommit=True) as probe:
+        holder.execute("SELECT id FROM models WHERE id = %s FOR NO KEY UPDATE", [ids[3]])
+
+        async def reserve() -> dict[str, int]:
+            async with reads.writing() as writer:
+                taken = await repository.reserve_version_numbers_async(writer, {i: 1 for i in reversed(ids)})
+            await reads.close()
+            return taken
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            group = pool.submit(asyncio.run, reserve())
+            try:
+                deadline = time.monotonic() + 10
+                while not probe.execute("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchall():
+                    assert time.monotonic() < deadline, "the group never waited for the held row"
+                    time.sleep(0.01)
+                with probe.transaction():
+                    free = probe.execute(
+                        "SELECT id FROM models WHERE id = ANY(%s) FOR NO KEY UPDATE NOWAIT", [ids[4:]]
+                    ).fetchall()
+                assert sorted(row[0] for row in free) == ids[4:]
+            finally:
+                holder.rollback()  # the group goes on, whatever the test found
+            assert group.result(timeout=10) == dict.fromkeys(ids, 1)
 
 
 def test_a_page_of_the_model_list_answers_the_same_either_way(

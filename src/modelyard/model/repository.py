@@ -157,9 +157,22 @@ _COUNTS = sa.func.jsonb_to_recordset(sa.cast(sa.bindparam("counts", type_=sa.Tex
 _COUNTS_OF = _COUNTS.table_valued(sa.column("model_id", sa.Text), sa.column("n", sa.Integer)).render_derived(
     with_types=True
 )
+# The models' rows locked first, in the order of their ids: two groups that share models (from two processes) would
+# otherwise lock them in the order of each one's join, and could deadlock, which PostgreSQL detects only after
+# deadlock_timeout (1 s) and breaks by failing one of them (measured: a p99 of 0.9 s). FOR NO KEY UPDATE, as the
+# UPDATE itself takes: FOR UPDATE would also wait for the key-share locks of the versions' inserts (their foreign
+# key to the model), which take them in their own order.
+_LOCKED = (
+    sa.select(_M.c.id)
+    .where(_M.c.id.in_(sa.select(_COUNTS_OF.c.model_id)))
+    .order_by(_M.c.id)
+    .with_for_update(key_share=True)
+    .cte("locked")
+    .prefix_with("MATERIALIZED")
+)
 _RESERVE_VERSIONS = writes.Returning(
     sa.update(cast(sa.Table, _M))
-    .where(_M.c.id == _COUNTS_OF.c.model_id)
+    .where(_M.c.id == _COUNTS_OF.c.model_id, _M.c.id.in_(sa.select(_LOCKED.c.id)))
     .values(
         version_counter=_M.c.version_counter + _COUNTS_OF.c.n,
         version=_M.c.version + _COUNTS_OF.c.n,
