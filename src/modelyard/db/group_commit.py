@@ -33,8 +33,8 @@ from modelyard.db.writer_lock import WriteTurnBusy
 from modelyard.db.writes import DriverTransaction
 
 T = TypeVar("T")
-I = TypeVar("I")  # noqa: E741 (an item of a group)
-R = TypeVar("R")
+ItemT = TypeVar("ItemT")  # what a caller gives a group
+ResultT = TypeVar("ResultT")  # what it gets back
 Work = Callable[[DriverTransaction], Any]
 
 # Writes per transaction at most: one group's callers wait for all of its work and its commit.
@@ -159,15 +159,18 @@ class WriteGroups:
         return DBAPIError.instance(sql, (), exc, sqlite3.Error, dialect=self._dialect)
 
 
-class _Item(Generic[I, R]):
+class _Item(Generic[ItemT, ResultT]):
     __slots__ = ("future", "item")
 
-    def __init__(self, item: I, future: asyncio.Future[R]) -> None:
+    def __init__(self, item: ItemT, future: asyncio.Future[ResultT]) -> None:
         self.item = item
         self.future = future
 
 
-class StatementGroups(Generic[I, R]):
+_Queue = list[_Item[ItemT, ResultT]]  # the items waiting for a loop's next statement
+
+
+class StatementGroups(Generic[ItemT, ResultT]):
     """PostgreSQL: the writes of one kind that reach an event loop together, run as one statement by `run` (which
     takes a writer from Database.async_reads and the items, and returns each item's result in order), in autocommit.
 
@@ -181,16 +184,18 @@ class StatementGroups(Generic[I, R]):
     result or error. A statement whose connection was lost may have committed, and never runs again: each caller
     gets the error (a 503). A caller that went away before its group ran is left out."""
 
-    def __init__(self, run: Callable[[AsyncReader, list[I]], Awaitable[list[R]]], limit: int = GROUP_LIMIT) -> None:
+    def __init__(
+        self, run: Callable[[AsyncReader, list[ItemT]], Awaitable[list[ResultT]]], limit: int = GROUP_LIMIT
+    ) -> None:
         self._run = run
         self._limit = limit
         # The items waiting for each loop's next statement, per AsyncReads (one per Database).
-        self._waiting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[AsyncReads, list[_Item[I, R]]]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._waiting: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[AsyncReads, _Queue[ItemT, ResultT]]
+        ] = weakref.WeakKeyDictionary()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def run(self, reads: AsyncReads, item: I) -> R:
+    async def run(self, reads: AsyncReads, item: ItemT) -> ResultT:
         """`item` written with the others of its group; its result once the statement has committed."""
         loop = asyncio.get_running_loop()
         queues = self._waiting.setdefault(loop, {})
@@ -200,12 +205,12 @@ class StatementGroups(Generic[I, R]):
             task = loop.create_task(self._drain(reads, queues, queue))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        future: asyncio.Future[R] = loop.create_future()
+        future: asyncio.Future[ResultT] = loop.create_future()
         queue.append(_Item(item, future))
         return await future
 
     async def _drain(
-        self, reads: AsyncReads, queues: dict[AsyncReads, list[_Item[I, R]]], queue: list[_Item[I, R]]
+        self, reads: AsyncReads, queues: dict[AsyncReads, _Queue[ItemT, ResultT]], queue: _Queue[ItemT, ResultT]
     ) -> None:
         try:
             while queue:
@@ -220,7 +225,7 @@ class StatementGroups(Generic[I, R]):
         finally:
             del queues[reads]
 
-    async def _write(self, reads: AsyncReads, group: list[_Item[I, R]]) -> None:
+    async def _write(self, reads: AsyncReads, group: list[_Item[ItemT, ResultT]]) -> None:
         try:
             async with reads.writing() as writer:
                 results = await self._run(writer, [i.item for i in group])

@@ -10,7 +10,7 @@ lock. Everything that is not a plain insert of a new row goes through the sessio
 
 On PostgreSQL, new rows and the rows that go with them (their labels, their events) can go in as one statement
 (`Guarded`), awaited on the event loop in autocommit: one round trip instead of a transaction's four or more, and one
-for all the creates that arrive together (modelyard.db.group_commit.GuardedGroups)."""
+for all the creates that arrive together (modelyard.db.group_commit.StatementGroups)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ class Insert:
             elif column.nullable:
                 self._fills.append((column.key, _constant(None)))
         self._required = frozenset(c.key for c in self._columns) - {key for key, _ in self._fills}
-        # The conversions of TypeDecorator columns (UTCDateTime), for rows given as JSON (`arrays`).
+        # The conversions of TypeDecorator columns (UTCDateTime), for rows given as JSON (`as_json`).
         self._converters: list[tuple[str, Callable[[Any], Any]]] = [
             (c.key, _converter(c.type)) for c in self._columns if isinstance(c.type, sa.TypeDecorator)
         ]
@@ -96,7 +96,7 @@ class Insert:
 
     def unnested(self, prefix: str) -> sa.TableValuedAlias:
         """Rows of this table given as one JSON parameter (named `prefix` + "rows": an array of objects by column
-        key, which `arrays` gives), unnested by `jsonb_to_recordset` into a table named after `prefix`. Its text
+        key, which `as_json` gives), unnested by `jsonb_to_recordset` into a table named after `prefix`. Its text
         columns are unbounded: the INSERT's assignment to a VARCHAR(n) column refuses a value too long for it, as a
         plain INSERT does. (One JSON text costs the driver a few microseconds; an array parameter per column cost it
         about 90 µs per statement, in the detection of each list's element type.)"""
@@ -109,7 +109,7 @@ class Insert:
             .alias(prefix.rstrip("_"))
         )
 
-    def arrays(self, rows: list[Row], prefix: str) -> Row:
+    def as_json(self, rows: list[Row], prefix: str) -> Row:
         """`rows` (built by `row`) as the parameter of `unnested(prefix)`; each value through its column type's own
         conversion first (a naive datetime is refused, an aware one stored in UTC)."""
         converted = rows
@@ -136,7 +136,7 @@ class Guarded:
 
     Measured on creating models on PostgreSQL (bench/RESULTS.md): a transaction of two inserts in a worker thread
     cost four round trips and the thread hand-off, and about 1.5x the CPU of one statement on the event loop; the
-    creates that arrive together (db.group_commit.GuardedGroups) cost less again as one statement."""
+    creates that arrive together (db.group_commit.StatementGroups) cost less again as one statement."""
 
     HEAD = "head_"
 
@@ -179,7 +179,7 @@ class Guarded:
         """The statement's parameters for the rows of each part (by prefix; `HEAD` for the new rows)."""
         params: Row = {}
         for prefix, insert in self.parts.items():
-            params.update(insert.arrays(rows.get(prefix, []), prefix))
+            params.update(insert.as_json(rows.get(prefix, []), prefix))
         return params
 
     async def run(self, writer: AsyncReader, rows: dict[str, list[Row]]) -> set[Any]:
