@@ -133,8 +133,8 @@ def get_model_by_id(session: Session, model_id: str) -> Model | None:
     return session.get(Model, model_id)
 
 
-# The model's version counter moved on, with its row's version (its ETag) and updated_at, as an update of the model.
-# The model's row changes (its ETag's version and updated_at move, as the unit of work would move them).
+# The model's version counter moved on, with its row's version (its ETag) and updated_at, as the unit of work would
+# move them for an update of the model.
 _NEXT_VERSION = writes.Returning(
     sa.update(cast(sa.Table, _M))
     .where(_M.c.id == sa.bindparam("model_id"))

@@ -297,7 +297,7 @@ async def create_model_without_session(
     event = _created_event(ws, row)
     try:
         if db.async_reads is not None:
-            inserted = await _NEW_MODELS.run(db.async_reads, (row, event))
+            inserted = await _GROUPED_CREATES.run(db.async_reads, (row, event))
         else:
             inserted = await db.inline_write(lambda transaction: repository.insert_model(transaction, row, event))
     except WriteTurnBusy:
@@ -315,7 +315,7 @@ async def _insert_models(writer: AsyncReader, models: list[tuple[Row, Row]]) -> 
 
 
 # The creates of models that reach an event loop together, as one statement on PostgreSQL.
-_NEW_MODELS: StatementGroups[tuple[Row, Row], bool] = StatementGroups(_insert_models)
+_GROUPED_CREATES: StatementGroups[tuple[Row, Row], bool] = StatementGroups(_insert_models)
 
 
 def _new_model(ws: WorkspaceAccess, fields: dict[str, Any], binding: templates.TemplateBinding | None) -> Row:
