@@ -116,14 +116,15 @@ def list_params(
         if sort not in allowed_sorts:
             raise validation_error(["query", "sort"], f"Input should be one of: {', '.join(allowed_sorts)}", "enum")
         return ListQuery(
-            page=page, page_size=page_size, sort=sort, page_token=page_token, filters=_filter_values(filter_values)
+            page=page, page_size=page_size, sort=sort, page_token=page_token, filters=filter_values_of(filter_values)
         )
 
     _PLAIN[dependency] = (filters, frozenset(allowed_sorts), default_sort, frozenset(valid))
     return dependency
 
 
-def _filter_values(filters: Filters) -> dict[str, Any]:
+def filter_values_of(filters: Filters) -> dict[str, Any]:
+    """The filters a list was given (None and empty lists left out), as ListQuery.filters holds them."""
     values = filters.model_dump(exclude_none=True)
     return {k: v for k, v in values.items() if v != []}
 
@@ -152,7 +153,7 @@ def plain_list_query(request: Request, dependency: Callable[..., Any]) -> ListQu
         chosen = filters.model_validate(values)
     except ValueError:  # pydantic's ValidationError, or a single value for a list filter
         return None
-    return ListQuery(page=page, page_size=page_size, sort=sort, page_token=page_token, filters=_filter_values(chosen))
+    return ListQuery(page=page, page_size=page_size, sort=sort, page_token=page_token, filters=filter_values_of(chosen))
 
 
 def _plain_int(text: str, low: int, high: int | None) -> int | None:

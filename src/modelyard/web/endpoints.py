@@ -29,7 +29,7 @@ from modelyard.fileset import paths
 from modelyard.fileset import service as fileset_service
 from modelyard.fileset.schemas import FileFilters, FileRead, FilesetFilters, FilesetRead
 from modelyard.kit.etag import etag_of
-from modelyard.kit.pagination import Filters, ListQuery, NoFilters, Pagination
+from modelyard.kit.pagination import Filters, ListQuery, NoFilters, Pagination, filter_values_of
 from modelyard.kit.routing import DbSession
 from modelyard.kit.schemas import read_model
 from modelyard.lineage import service as lineage_service
@@ -86,9 +86,12 @@ def _list_query(
         chosen = filters.model_validate(given)
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]) from exc
-    values = {k: v for k, v in chosen.model_dump(exclude_none=True).items() if v != []}
     return ListQuery(
-        page=1, page_size=page_size, sort=sort, page_token=params.get("page_token") or None, filters=values
+        page=1,
+        page_size=page_size,
+        sort=sort,
+        page_token=params.get("page_token") or None,
+        filters=filter_values_of(chosen),
     )
 
 
@@ -110,7 +113,7 @@ def _workspace(session: Session, me: UiUser, ws: str, role: Role = Role.VIEWER) 
 
 
 def _can_write(access: WorkspaceAccess) -> bool:
-    return access.principal.is_admin or (access.role is not None and access.role.rank >= Role.EDITOR.rank)
+    return workspace_service.has_role(access.principal, access.role, Role.EDITOR)
 
 
 def _split_ref(ref: str | None) -> tuple[str, str] | None:

@@ -77,21 +77,25 @@ def access_of(workspace: Row, role_value: str | None, principal: Principal, name
     return WorkspaceAccess(row_copy(Workspace, workspace), role, principal)
 
 
+def has_role(principal: Principal, role: Role | None, need: Role) -> bool:
+    """Whether a caller with `role` in a workspace (None: not a member) may do what needs `need` there: admins may
+    do anything anywhere."""
+    return principal.is_admin or (role is not None and role.rank >= need.rank)
+
+
 def check_role(principal: Principal, name: str, role_value: str | None, need: Role) -> Role | None:
     """The caller's role in workspace `name` once it is at least `need` (admins pass with any); otherwise 404 for
     non-members, as if the workspace did not exist, and 403 for a lower role."""
     role = Role(role_value) if role_value else None
-    if principal.is_admin:
+    if has_role(principal, role, need):
         return role
     if role is None:
         raise workspace_not_found(name)
-    if role.rank < need.rank:
-        raise Forbidden(
-            f"Your role in workspace '{name}' is {role.value}; this needs {need.value}",
-            error_code="INSUFFICIENT_ROLE",
-            solution_msg=f"Ask an admin of '{name}' for the {need.value} role",
-        )
-    return role
+    raise Forbidden(
+        f"Your role in workspace '{name}' is {role.value}; this needs {need.value}",
+        error_code="INSUFFICIENT_ROLE",
+        solution_msg=f"Ask an admin of '{name}' for the {need.value} role",
+    )
 
 
 def create_workspace(session: Session, principal: Principal, name: str, description: str) -> WorkspaceAccess:
