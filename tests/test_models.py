@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -1023,6 +1024,40 @@ def test_concurrent_versions_of_one_model_get_their_own_numbers(
     assert [error_shape(r)["error_code"] for r in answers if r.status_code == 409] == ["VERSION_ALREADY_EXISTS"]
     assert count_rows(db, "model_versions") == 13
     assert count_rows(db, "jobs") == 13
+
+
+def test_a_versions_validation_locks_its_models_row_only_to_make_it_current(
+    client: TestClient, worker: Worker, db: Database
+) -> None:
+    """The worker locks the model's row only when the version it validated becomes the model's current one (its
+    first READY version). Any later validation leaves the row free, so a new version's counter (an UPDATE of that
+    row, held to its commit) never waits for a worker's transaction, nor the worker for it. A first version still
+    becomes current, moving the model's ETag, with its event."""
+    upload(client, "good", {"config.json": config_bytes("mistral-7b-v0.1")})
+    created = client.post(MODELS, json={"name": "m", "version": version_body("default/good")}).json()
+    etag = client.get(f"{MODELS}/m").headers["etag"]
+    drain(worker)
+    got = client.get(f"{MODELS}/m")
+    assert got.json()["current_version_id"] == created["new_version"]["id"]
+    assert got.headers["etag"] != etag
+    events = client.get(f"{WS}/events", params={"action": "model.updated"}).json()["data"]
+    assert [e["changes"] for e in events] == [{"current_version_id": [None, created["new_version"]["id"]]}]
+    assert client.post(f"{MODELS}/m/versions", json=version_body("default/good", name="later")).status_code == 201
+    if db.is_sqlite:
+        drain(worker)
+    else:
+        url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(url) as holder:
+            holder.execute("SELECT id FROM models WHERE id = %s FOR NO KEY UPDATE", [created["id"]])
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                validation = pool.submit(drain, worker)
+                try:
+                    validation.result(timeout=10)  # raises TimeoutError if the worker waits for the row
+                finally:
+                    holder.rollback()
+    assert client.get(f"{MODELS}/m/versions/later").json()["status"] == "READY"
+    assert client.get(f"{MODELS}/m").json()["current_version_id"] == created["new_version"]["id"]
+    assert len(client.get(f"{WS}/events", params={"action": "model.updated"}).json()["data"]) == 1
 
 
 def test_a_page_of_the_model_list_answers_the_same_either_way(

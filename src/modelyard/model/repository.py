@@ -150,12 +150,21 @@ def next_version_number(target: Session | writes.DriverTransaction, model_id: st
     return int(rows[0]["version_counter"]) if rows else None
 
 
-def lock_model(session: Session, model_id: str) -> Model | None:
-    """The model with its row locked (PostgreSQL), to serialise changes that depend on its current state; its
-    attributes are re-read, since the copy already in the session may predate the lock."""
-    return session.scalar(
-        sa.select(Model).where(Model.id == model_id).with_for_update().execution_options(populate_existing=True)
-    )
+# A model's first READY version becomes its current one, with its row's version (its ETag) and updated_at moved as
+# the unit of work would move them. The condition is evaluated again on a row another transaction changed meanwhile
+# (PostgreSQL's READ COMMITTED), and a row that does not match is not locked.
+_MAKE_CURRENT_IF_NONE = (
+    sa.update(cast(sa.Table, _M))
+    .where(_M.c.id == sa.bindparam("model_id"), _M.c.current_version_id.is_(None))
+    .values(current_version_id=sa.bindparam("version_id"), version=_M.c.version + 1, updated_at=sa.bindparam("now"))
+)
+
+
+def make_current_if_none(session: Session, model_id: str, version_id: str) -> bool:
+    """Make `version_id` the model's current version if it has none; whether it did. The model's row stays locked
+    until the transaction ends only if it did. The copy of the model a session holds is then out of date."""
+    result = session.execute(_MAKE_CURRENT_IF_NONE, {"model_id": model_id, "version_id": version_id, "now": utcnow()})
+    return cast(sa.CursorResult[Any], result).rowcount == 1
 
 
 # Lists select the table's columns (Core rows, not ORM objects: a page of 100 models is built without an identity

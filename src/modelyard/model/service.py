@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from modelyard.adapter import repository as adapters
 from modelyard.auth import Principal
 from modelyard.db import writes
-from modelyard.db.base import row_copy, utcnow
+from modelyard.db.base import row_copy
 from modelyard.db.engine import Database
 from modelyard.db.group_commit import StatementGroups
 from modelyard.db.reads import AsyncReader, Reader, Row
@@ -701,9 +701,15 @@ def finish_validation(
     version = repository.get_version_by_id(session, version_id)
     if version is None or version.status != VersionStatus.CREATING.value:
         return False
-    model = repository.lock_model(session, version.model_id)
+    model = repository.get_model_by_id(session, version.model_id)
     if model is None:
         return False
+    # The model's row is locked only if this version becomes its current one, its first to be READY, and before
+    # the version's row, as a model's delete locks them: any other validation leaves it free, and a new version's
+    # counter (the API's UPDATE of that row) never waits for a worker's transaction.
+    current = ok and repository.make_current_if_none(session, model.id, version.id)
+    if current:
+        session.expire(model, ["current_version_id", "version", "updated_at"])
     workspace = repository.workspace_name(session, model.workspace_id)
     name = f"{model.name}@{version.name}"
 
@@ -741,10 +747,7 @@ def finish_validation(
         version.source = {**version.source, **source}
     session.flush()
     record("model_version.ready", {"digest": digest, "file_count": version.file_count})
-    if model.current_version_id is None:
-        model.current_version_id = version.id
-        model.updated_at = utcnow()
-        session.flush()
+    if current:
         record(
             "model.updated", {"current_version_id": [None, version.id]}, kind="model", rid=model.id, rname=model.name
         )
