@@ -23,7 +23,7 @@ from modelyard.db.engine import Database
 from modelyard.errors import NotFound
 from modelyard.job.tables import Job
 from modelyard.job.worker import Worker
-from modelyard.model import endpoints, service
+from modelyard.model import endpoints, repository, service
 from modelyard.workspace.tables import Role
 from tests.fixtures.app import MakeUser, both_ways, error_shape, plain_reads
 from tests.fixtures.databases import count_rows
@@ -933,8 +933,8 @@ def test_a_create_answers_the_same_either_way(
 def test_a_version_create_answers_the_same_either_way(
     client: TestClient, db: Database, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """A version of a fileset goes in as an inline write on SQLite (service.create_version_without_session): the
-    same status and body with or without the fast path (but for the version's id, name and times), the same rows,
+    """A version of a fileset goes in without the session (service.create_version_without_session): the same status
+    and body with or without the fast path (but for the version's id, name and times), the same rows,
     and the model's ETag moves the same way; what it does not take (a local path, a fileset of another workspace for
     a non-admin, an Idempotency-Key, invalid fields) is the session's, as before."""
     assert client.post(MODELS, json={"name": "m"}).status_code == 201
@@ -997,8 +997,8 @@ def test_a_version_create_answers_the_same_either_way(
     names = sorted(v["name"] for v in listed)
     assert names == sorted(["taken", "v1", "v2", "v3", "v4", "v5", "v6", "n-fast", "n-full", "k-fast", "k-full"])
     assert count_rows(db, "jobs") == len(names)
-    # On SQLite, the fast way took the plain cases: the first numbered one, the named, the editor's, the admin's.
-    assert inline == (["v1", "n-fast", "v3", "v5"] if db.is_sqlite else [])
+    # The fast way took the plain cases: the first numbered one, the named, the editor's, the admin's.
+    assert inline == ["v1", "n-fast", "v3", "v5"]
     events = client.get(f"{WS}/events", params={"action": "model_version.created", "page_size": 100}).json()["data"]
     assert sorted(e["resource"]["name"] for e in events) == sorted(f"m@{n}" for n in names)
 
@@ -1006,8 +1006,9 @@ def test_a_version_create_answers_the_same_either_way(
 def test_concurrent_versions_of_one_model_get_their_own_numbers(
     live_server: str, admin_token: str, db: Database
 ) -> None:
-    """On SQLite these commit in groups, each in a savepoint: the counter still gives each its own vN, and a name
-    that is taken fails alone."""
+    """These go in together (on SQLite in groups, each in a savepoint; on PostgreSQL the numbers of a group taken
+    from the counter at once, then its versions in one statement): each still gets its own vN, and a name that is
+    taken fails alone."""
     headers = {"Authorization": f"Bearer {admin_token}"}
     with httpx.Client(base_url=live_server, headers=headers) as http:
         assert http.post(MODELS, json={"name": "busy"}).status_code == 201
@@ -1024,6 +1025,81 @@ def test_concurrent_versions_of_one_model_get_their_own_numbers(
     assert [error_shape(r)["error_code"] for r in answers if r.status_code == 409] == ["VERSION_ALREADY_EXISTS"]
     assert count_rows(db, "model_versions") == 13
     assert count_rows(db, "jobs") == 13
+
+
+def test_versions_of_several_models_at_once_are_numbered_per_model(
+    live_server: str, admin_token: str, db: Database
+) -> None:
+    """Versions of three models created together: each model's own v1, v2, ...; a vN named so by hand is skipped by
+    the counter, not taken twice."""
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    with httpx.Client(base_url=live_server, headers=headers) as http:
+        for name in ("a", "b", "c"):
+            assert http.post(MODELS, json={"name": name}).status_code == 201
+        assert http.post(f"{MODELS}/b/versions", json=version_body("default/files", "v2")).status_code == 201
+    targets = ["a", "b", "c"] * 4
+
+    async def create_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=live_server, headers=headers, timeout=30) as http:
+            body = version_body("default/files", name=None)
+            return await asyncio.gather(*(http.post(f"{MODELS}/{m}/versions", json=body) for m in targets))
+
+    answers = asyncio.run(create_all())
+    assert [r.status_code for r in answers] == [201] * 12, [r.text for r in answers]
+    made: dict[str, list[str]] = {}
+    for model, r in zip(targets, answers, strict=True):
+        assert r.json()["model"] == f"default/{model}"
+        made.setdefault(model, []).append(r.json()["name"])
+    assert sorted(made["a"]) == sorted(made["c"]) == ["v1", "v2", "v3", "v4"]
+    assert sorted(made["b"]) == ["v1", "v3", "v4", "v5"]  # v2 was named so by hand
+    assert count_rows(db, "model_versions") == 13
+    assert count_rows(db, "jobs") == 13
+    with httpx.Client(base_url=live_server, headers=headers) as http:
+        events = http.get(f"{WS}/events", params={"action": "model_version.created", "page_size": 100}).json()["data"]
+    assert sorted(e["resource"]["name"] for e in events) == sorted(
+        [f"{m}@{n}" for m, names in made.items() for n in names] + ["b@v2"]
+    )
+
+
+def test_the_counters_of_a_group_of_versions_are_locked_in_the_order_of_the_models_ids(
+    client: TestClient, db: Database
+) -> None:
+    """PostgreSQL: the statement that takes the numbers of a group of versions locks its models' rows in the order of
+    their ids, whatever the order of the group. Two groups of two server processes that share models then never
+    wait for each other in a cycle (a deadlock, which PostgreSQL breaks only after a second, by failing one).
+
+    Six models; another transaction holds the row of the fourth (by id); a group asks for all six, the highest id
+    first. It must wait at the fourth having locked only the three below it: the two above are free meanwhile."""
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL only: SQLite's writers take turns")
+    ids = sorted(client.post(MODELS, json={"name": f"locked{i}"}).json()["id"] for i in range(6))
+    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    reads = db.async_reads
+    assert reads is not None
+    with psycopg.connect(url) as holder, psycopg.connect(url, autocommit=True) as probe:
+        holder.execute("SELECT id FROM models WHERE id = %s FOR NO KEY UPDATE", [ids[3]])
+
+        async def reserve() -> dict[str, int]:
+            async with reads.writing() as writer:
+                taken = await repository.reserve_version_numbers_async(writer, {i: 1 for i in reversed(ids)})
+            await reads.close()
+            return taken
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            group = pool.submit(asyncio.run, reserve())
+            try:
+                deadline = time.monotonic() + 10
+                while not probe.execute("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchall():
+                    assert time.monotonic() < deadline, "the group never waited for the held row"
+                    time.sleep(0.01)
+                with probe.transaction():
+                    free = probe.execute(
+                        "SELECT id FROM models WHERE id = ANY(%s) FOR NO KEY UPDATE NOWAIT", [ids[4:]]
+                    ).fetchall()
+                assert sorted(row[0] for row in free) == ids[4:]
+            finally:
+                holder.rollback()  # the group goes on, whatever the test found
+            assert group.result(timeout=10) == dict.fromkeys(ids, 1)
 
 
 def test_a_versions_validation_locks_its_models_row_only_to_make_it_current(

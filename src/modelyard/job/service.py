@@ -22,7 +22,22 @@ def enqueue(
     run_after: datetime | None = None,
 ) -> str:
     """Queue a job in `target`'s transaction (it runs once that commits); its id."""
-    row = _INSERT.row(
+    row = new_row(kind, payload, workspace_id=workspace_id, max_attempts=max_attempts, run_after=run_after)
+    writes.insert(target, INSERT_JOB, [row])
+    job_id: str = row["id"]
+    return job_id
+
+
+def new_row(
+    kind: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    workspace_id: str | None = None,
+    max_attempts: int | None = None,
+    run_after: datetime | None = None,
+) -> writes.Row:
+    """A job's row as `enqueue` stores it, for a write that inserts it itself (modelyard.db.writes.Guarded)."""
+    return INSERT_JOB.row(
         {
             "kind": kind,
             "payload": payload or {},
@@ -31,13 +46,10 @@ def enqueue(
             "run_after": run_after or utcnow(),
         }
     )
-    writes.insert(target, _INSERT, [row])
-    job_id: str = row["id"]
-    return job_id
 
 
 # A prebuilt insert (modelyard.db.writes): every version created queues its validation.
-_INSERT = writes.Insert(Job.__table__)
+INSERT_JOB = writes.Insert(Job.__table__)
 
 
 def get_job(session: Session, job_id: str) -> Job | None:

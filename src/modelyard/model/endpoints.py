@@ -81,8 +81,8 @@ async def _model_editor(
 # event loop, outside the request's session, as for workspace editors, so the write transaction (and on SQLite the
 # write lock) starts at the first change. (A version's create through the session is not an inline write: with the
 # in-process worker validating the versions beside it, the worker's thread and the event loop fought over the GIL,
-# and the API answered half as many creates at twice the p99. Its fast path on SQLite is a group commit's member,
-# a few inserts without the session; bench/RESULTS.md.)
+# and the API answered half as many creates at twice the p99. Its fast path is a group commit's member, a few
+# inserts without the session; bench/RESULTS.md.)
 async def _model_adder(ws: WorkspaceName, model: ModelName, request: Request) -> ModelAccess:
     principal = await current_principal(request)
     return await run_prebuilt(
@@ -299,13 +299,12 @@ def get_model_launch_config(access: ModelReader, session: DbSession) -> LaunchCo
 
 
 async def _create_version_fast(request: Request) -> JSONBytes | None:
-    """A version of a fileset on SQLite: its row, job and event as an inline write, committed with the other writes
-    that came with it. None, with nothing done, for any other (see service.create_version_without_session)."""
+    """A version of a fileset: its row, job and event without the session, with the other versions that came with
+    it (an inline write on SQLite, two statements on PostgreSQL). None, with nothing done, for any other (see
+    service.create_version_without_session)."""
     names = path_params(request, "ws", "model")
     body = json_body(request, VersionCreate)
     if names is None or body is None or not body.config.llm_model_config.model_path:
-        return None
-    if request.app.state.ctx.db.writers is None:  # PostgreSQL
         return None
     access = await _model_adder(names[0], names[1], request)
     row = await service.create_version_without_session(request.app.state.ctx.db, access, body.model_dump(mode="json"))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from modelyard.adapter import repository as adapters
@@ -13,6 +15,7 @@ from modelyard.db.base import utcnow
 from modelyard.db.match import starts_with
 from modelyard.db.reads import AsyncReader, Read, Reader, Row
 from modelyard.event import service as events
+from modelyard.job import service as jobs
 from modelyard.model.tables import Model, ModelLabel, ModelVersion, ModelVersionFile
 from modelyard.workspace.tables import Membership, Workspace
 
@@ -150,6 +153,51 @@ def next_version_number(target: Session | writes.DriverTransaction, model_id: st
     return int(rows[0]["version_counter"]) if rows else None
 
 
+_COUNTS = sa.func.jsonb_to_recordset(sa.cast(sa.bindparam("counts", type_=sa.Text), postgresql.JSONB))
+_COUNTS_OF = _COUNTS.table_valued(sa.column("model_id", sa.Text), sa.column("n", sa.Integer)).render_derived(
+    with_types=True
+)
+# The models are found by their ids, given as a list (an index scan of the primary key whatever the planner thinks
+# the table holds: a join with the counts' rows was planned as a scan of the whole table from statistics taken when
+# it was small, which a prepared statement's plan kept as it grew: 45 ms a statement at 43,000 models, measured).
+_IDS = sa.func.string_to_array(sa.bindparam("ids", type_=sa.Text), ",")
+# Their rows are locked first, in the order of their ids: two groups that share models (from two processes) would
+# otherwise lock them in the order each one meets them, and could deadlock, which PostgreSQL detects only after
+# deadlock_timeout (1 s) and breaks by failing one of them (measured: a p99 of 0.9 s). FOR NO KEY UPDATE, as the
+# UPDATE itself takes: FOR UPDATE would also wait for the key-share locks of the versions' inserts (their foreign
+# key to the model), which take them in their own order.
+_LOCKED = (
+    sa.select(_M.c.id)
+    .where(_M.c.id == sa.any_(_IDS))
+    .order_by(_M.c.id)
+    .with_for_update(key_share=True)
+    .cte("locked")
+    .prefix_with("MATERIALIZED")
+)
+_COUNT = sa.select(_COUNTS_OF.c.n).where(_COUNTS_OF.c.model_id == _M.c.id).scalar_subquery()
+_RESERVE_VERSIONS = writes.Returning(
+    sa.update(cast(sa.Table, _M))
+    .where(_M.c.id == sa.any_(_IDS), sa.exists(sa.select(_LOCKED.c.id).where(_LOCKED.c.id == _M.c.id)))
+    .values(
+        version_counter=_M.c.version_counter + _COUNT, version=_M.c.version + _COUNT, updated_at=sa.bindparam("now")
+    ),
+    [_M.c.id, _M.c.version_counter],
+)
+
+
+async def reserve_version_numbers_async(writer: AsyncReader, counts: dict[str, int]) -> dict[str, int]:
+    """On PostgreSQL from the event loop: `counts[model_id]` numbers of unnamed versions taken from each model's
+    counter, in one statement, its own transaction; each model's counter after (its last number taken), by model id.
+    A model that is gone is left out. (Numbers whose versions then fail to go in stay unused, as a sequence's.)"""
+    params = {
+        "ids": ",".join(counts),
+        "counts": orjson.dumps([{"model_id": k, "n": n} for k, n in counts.items()]).decode(),
+        "now": utcnow(),
+    }
+    rows = await writer.change(_RESERVE_VERSIONS.prepared(writer.dialect), params)
+    return {row["id"]: int(row["version_counter"]) for row in rows}
+
+
 # A model's first READY version becomes its current one, with its row's version (its ETag) and updated_at moved as
 # the unit of work would move them. The condition is evaluated again on a row another transaction changed meanwhile
 # (PostgreSQL's READ COMMITTED), and a row that does not match is not locked.
@@ -266,6 +314,36 @@ async def insert_models_async(writer: AsyncReader, models: list[tuple[Row, Row]]
     ]
     rows = {writes.Guarded.HEAD: [row for row, _event in models], _LABELS: labels, _EVENTS: [e for _r, e in models]}
     return await _NEW_MODELS.run(writer, rows)
+
+
+INSERT_VERSION = writes.Insert(ModelVersion.__table__, skip_conflicts=True)
+_JOBS = "job_"
+
+
+def _with_versions(head: sa.CTE, rows: dict[str, sa.TableValuedAlias]) -> list[sa.Insert]:
+    """What goes in with the new versions that went in: their validation jobs (by the version id in the payload)
+    and their events."""
+    jobs_, events_ = rows[_JOBS], rows[_EVENTS]
+    return [
+        jobs.INSERT_JOB.joined_to(jobs_, head, jobs_.c.payload["version_id"].as_string() == head.c.id),
+        events.INSERT_EVENT.joined_to(events_, head, events_.c.resource_id == head.c.id),
+    ]
+
+
+_NEW_VERSIONS = writes.Guarded(
+    INSERT_VERSION, "id", {_JOBS: jobs.INSERT_JOB, _EVENTS: events.INSERT_EVENT}, _with_versions
+)
+
+
+async def insert_versions_async(writer: AsyncReader, versions: list[tuple[Row, Row, Row]]) -> set[str]:
+    """On PostgreSQL from the event loop: new versions (each its row, its validation job's and its event's) in one
+    statement, its own transaction; the ids of those that went in (not one whose name its model has)."""
+    rows = {
+        writes.Guarded.HEAD: [version for version, _job, _event in versions],
+        _JOBS: [job for _version, job, _event in versions],
+        _EVENTS: [event for _version, _job, event in versions],
+    }
+    return await _NEW_VERSIONS.run(writer, rows)
 
 
 def new_model_row(values: Row) -> Row:

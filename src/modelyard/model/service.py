@@ -532,16 +532,30 @@ def create_version(
 
 
 async def create_version_without_session(db: Database, access: ModelAccess, body: dict[str, Any]) -> Row | None:
-    """`create_version` from the event loop on SQLite, as an inline write committed with the others that came with
-    it (Database.inline_write), for a version of a fileset in the model's own workspace (or any, for an admin).
-    The new version's row; None, with nothing done, for any other (a local path, whose check against the allowed
-    roots reads the disk; a fileset of another workspace, whose access the session path checks), on PostgreSQL,
-    or while SQLite's lock is held by a writer that takes no turns."""
+    """`create_version` from the event loop, for a version of a fileset in the model's own workspace (or any, for an
+    admin): on SQLite as an inline write committed with the others that came with it (Database.inline_write), on
+    PostgreSQL in statements of their own with the other versions that came with it (`_NEW_VERSIONS`). The new
+    version's row; None, with nothing done, for any other (a local path, whose check against the allowed roots reads
+    the disk; a fileset of another workspace, whose access the session path checks), or while SQLite's lock is held
+    by a writer that takes no turns."""
     model_path = body["config"]["llm_model_config"].get("model_path")
-    if db.writers is None or not model_path:
+    if not model_path:
         return None
     ref = _model_path_ref(access, model_path)
     if _another_workspaces_fileset(access, ref):
+        return None
+    if db.async_reads is not None:
+        while True:
+            try:
+                outcome = await _NEW_VERSIONS.run(db.async_reads, (access, body, ref))
+            except IntegrityError as exc:  # the model's row went between the counter and the insert
+                raise _model_not_found(access.ws.workspace.name, access.model.name) from exc
+            if isinstance(outcome, Exception):
+                raise outcome
+            if outcome is not None:
+                return outcome
+            # Its vN was taken by a version named so by hand: the next number.
+    if db.writers is None:
         return None
     try:
         return await db.inline_write(lambda transaction: _add_version(transaction, access, body, ref))
@@ -549,15 +563,50 @@ async def create_version_without_session(db: Database, access: ModelAccess, body
         return None
 
 
-def _add_version(
-    target: Session | writes.DriverTransaction, access: ModelAccess, body: dict[str, Any], ref: SourceRef
-) -> Row:
-    """A version's row, its validation job and its event, in `target`'s transaction: named as asked (409 if taken),
-    or the next vN of the model's counter."""
+_NewVersion = tuple[ModelAccess, dict[str, Any], SourceRef]
+# What became of each: its row, the error its caller gets, or None for a number taken meanwhile (it tries again).
+_VersionOutcome = Row | Exception | None
+
+
+async def _add_versions(writer: AsyncReader, asked: list[_NewVersion]) -> list[_VersionOutcome]:
+    """`_add_version` on PostgreSQL for the versions that came together: the numbers of the unnamed ones taken from
+    their models' counters in one statement, then every version with its job and its event in another."""
+    counts: dict[str, int] = {}
+    for access, body, _ref in asked:
+        if not body.get("name"):
+            counts[access.model.id] = counts.get(access.model.id, 0) + 1
+    last = await repository.reserve_version_numbers_async(writer, counts) if counts else {}
+    given = {model_id: number - counts[model_id] for model_id, number in last.items()}  # numbers before the first
+    outcomes: list[_VersionOutcome] = []
+    new: list[tuple[Row, Row, Row]] = []
+    for access, body, ref in asked:
+        name = body.get("name")
+        if not name:
+            if access.model.id not in given:  # deleted since the access check
+                outcomes.append(_model_not_found(access.ws.workspace.name, access.model.name))
+                continue
+            given[access.model.id] += 1
+            name = f"v{given[access.model.id]}"
+        row = repository.INSERT_VERSION.row({**_version_values(access, body, ref), "name": name})
+        job = jobs.new_row(VALIDATE_JOB, {"version_id": row["id"]}, workspace_id=access.ws.workspace.id)
+        new.append((row, job, _version_event(access, row)))
+        outcomes.append(row)
+    inserted = await repository.insert_versions_async(writer, new) if new else set()
+    for i, outcome in enumerate(outcomes):
+        if isinstance(outcome, dict) and outcome["id"] not in inserted:
+            access, body, _ref = asked[i]
+            outcomes[i] = _version_exists(access, body["name"]) if body.get("name") else None
+    return outcomes
+
+
+# The versions created on PostgreSQL that reach an event loop together.
+_NEW_VERSIONS: StatementGroups[_NewVersion, _VersionOutcome] = StatementGroups(_add_versions)
+
+
+def _version_values(access: ModelAccess, body: dict[str, Any], ref: SourceRef) -> dict[str, Any]:
     config = body["config"]["llm_model_config"]
-    model = access.model
-    values = {
-        "model_id": model.id,
+    return {
+        "model_id": access.model.id,
         "description": body.get("description", ""),
         "base_model_type": config["base_model_type"],
         "model_path": config.get("model_path", ""),
@@ -565,14 +614,39 @@ def _add_version(
         "created_by": access.ws.principal.name,
         "source": {"kind": ref.kind, "ref": ref.describe()},
     }
+
+
+def _version_event(access: ModelAccess, row: Row) -> Row:
+    return events.new_row(
+        actor=access.ws.principal.name,
+        action="model_version.created",
+        kind="model_version",
+        name=f"{access.model.name}@{row['name']}",
+        resource_id=row["id"],
+        workspace_id=access.ws.workspace.id,
+        workspace=access.ws.workspace.name,
+        changes={k: row[k] for k in ("base_model_type", "model_path", "local_model_path")},
+    )
+
+
+def _version_exists(access: ModelAccess, name: str) -> Conflict:
+    return Conflict(
+        f"Version '{name}' already exists for model '{access.ref}'",
+        error_code="VERSION_ALREADY_EXISTS",
+        solution_msg="Pick another version name, or leave the name out to get the next vN",
+    )
+
+
+def _add_version(
+    target: Session | writes.DriverTransaction, access: ModelAccess, body: dict[str, Any], ref: SourceRef
+) -> Row:
+    """A version's row, its validation job and its event, in `target`'s transaction: named as asked (409 if taken),
+    or the next vN of the model's counter."""
+    model = access.model
+    values = _version_values(access, body, ref)
     if body.get("name"):
-        row = _INSERT_VERSION.row({**values, "name": body["name"]})
-        conflict = Conflict(
-            f"Version '{body['name']}' already exists for model '{access.ref}'",
-            error_code="VERSION_ALREADY_EXISTS",
-            solution_msg="Pick another version name, or leave the name out to get the next vN",
-        )
-        insert_row_unique(target, _INSERT_VERSION, row, conflict)
+        row = repository.INSERT_VERSION.row({**values, "name": body["name"]})
+        insert_row_unique(target, repository.INSERT_VERSION, row, _version_exists(access, body["name"]))
     else:
         # The next vN that is free: the counter's UPDATE locks the model's row (on SQLite the write lock is held),
         # which serialises concurrent creates; a vN taken by a version named so by hand is skipped.
@@ -580,23 +654,12 @@ def _add_version(
             number = repository.next_version_number(target, model.id)
             if number is None:  # deleted since the access check
                 raise _model_not_found(access.ws.workspace.name, model.name)
-            row = _INSERT_VERSION.row({**values, "name": f"v{number}"})
-            if writes.insert(target, _INSERT_VERSION, [row]):
+            row = repository.INSERT_VERSION.row({**values, "name": f"v{number}"})
+            if writes.insert(target, repository.INSERT_VERSION, [row]):
                 break
     jobs.enqueue(target, VALIDATE_JOB, {"version_id": row["id"]}, workspace_id=access.ws.workspace.id)
-    _record(
-        target,
-        access.ws,
-        "model_version.created",
-        "model_version",
-        f"{model.name}@{row['name']}",
-        row["id"],
-        {k: row[k] for k in ("base_model_type", "model_path", "local_model_path")},
-    )
+    writes.insert(target, events.INSERT_EVENT, [_version_event(access, row)])
     return row
-
-
-_INSERT_VERSION = writes.Insert(ModelVersion.__table__, skip_conflicts=True)
 
 
 def get_version(session: Session, access: ModelAccess, name: str) -> ModelVersion:
