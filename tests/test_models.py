@@ -1136,6 +1136,38 @@ def test_a_versions_validation_locks_its_models_row_only_to_make_it_current(
     assert len(client.get(f"{WS}/events", params={"action": "model.updated"}).json()["data"]) == 1
 
 
+def test_a_models_delete_locks_its_versions_rows_before_its_own(
+    client: TestClient, worker: Worker, db: Database
+) -> None:
+    """PostgreSQL: a model's delete locks its versions' rows first, then the model's, the order in which a version's
+    validation locks them (its version, then the model's row to make it current). While a validation holds a
+    version's row, a delete of its model waits without holding the model's row: the two never wait for each other
+    in a cycle (a deadlock, which PostgreSQL breaks only after a second, by failing one)."""
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL only: SQLite's writers take turns")
+    upload(client, "good", {"config.json": config_bytes("mistral-7b-v0.1")})
+    model = client.post(MODELS, json={"name": "m", "version": version_body("default/good")}).json()
+    drain(worker)
+    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url) as holder, psycopg.connect(url, autocommit=True) as probe:
+        holder.execute("SELECT id FROM model_versions WHERE id = %s FOR NO KEY UPDATE", [model["new_version"]["id"]])
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            delete = pool.submit(client.delete, f"{MODELS}/m")
+            try:
+                deadline = time.monotonic() + 10
+                while not probe.execute("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchall():
+                    assert time.monotonic() < deadline, "the delete never waited for the held version"
+                    time.sleep(0.01)
+                with probe.transaction():
+                    free = probe.execute("SELECT id FROM models WHERE id = %s FOR NO KEY UPDATE NOWAIT", [model["id"]])
+                    assert free.fetchall() == [(model["id"],)]
+            finally:
+                holder.rollback()
+            assert delete.result(timeout=10).status_code == 204
+    assert client.get(f"{MODELS}/m").status_code == 404
+    assert count_rows(db, "model_versions") == 0
+
+
 def test_a_page_of_the_model_list_answers_the_same_either_way(
     client: TestClient, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -208,6 +208,11 @@ _MAKE_CURRENT_IF_NONE = (
 )
 
 
+def lock_versions(session: Session, model_id: str) -> None:
+    """Lock the rows of the model's versions (PostgreSQL), in the order of their ids, until the transaction ends."""
+    session.execute(sa.select(_V.c.id).where(_V.c.model_id == model_id).order_by(_V.c.id).with_for_update())
+
+
 def make_current_if_none(session: Session, model_id: str, version_id: str) -> bool:
     """Make `version_id` the model's current version if it has none; whether it did. The model's row stays locked
     until the transaction ends only if it did. The copy of the model a session holds is then out of date."""

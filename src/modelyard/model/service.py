@@ -467,6 +467,9 @@ def delete_model(session: Session, access: ModelAccess, cascade: bool, if_match:
             solution_msg="Delete those first, or delete with ?cascade=true to delete them too",
             detail={"referenced_by": referrers},
         )
+    # The versions' rows first, then the model's, in the order a version's validation locks them
+    # (`finish_validation`), so that the two never wait for each other in a cycle.
+    repository.lock_versions(session, model.id)
     if cascade:
         for hook in CASCADE_HOOKS:
             hook(session, access)
@@ -767,12 +770,6 @@ def finish_validation(
     model = repository.get_model_by_id(session, version.model_id)
     if model is None:
         return False
-    # The model's row is locked only if this version becomes its current one, its first to be READY, and before
-    # the version's row, as a model's delete locks them: any other validation leaves it free, and a new version's
-    # counter (the API's UPDATE of that row) never waits for a worker's transaction.
-    current = ok and repository.make_current_if_none(session, model.id, version.id)
-    if current:
-        session.expire(model, ["current_version_id", "version", "updated_at"])
     workspace = repository.workspace_name(session, model.workspace_id)
     name = f"{model.name}@{version.name}"
 
@@ -810,7 +807,12 @@ def finish_validation(
         version.source = {**version.source, **source}
     session.flush()
     record("model_version.ready", {"digest": digest, "file_count": version.file_count})
-    if current:
+    # Last, just before the commit: the model's row is locked only if this version becomes its current one (its
+    # first READY version), and only from here, after the version's row, as a model's delete locks them
+    # (`delete_model`). Any other validation leaves the row free, and a new version's counter (the API's UPDATE of
+    # that row) never waits for a worker's transaction.
+    if repository.make_current_if_none(session, model.id, version.id):
+        session.expire(model, ["current_version_id", "version", "updated_at"])
         record(
             "model.updated", {"current_version_id": [None, version.id]}, kind="model", rid=model.id, rname=model.name
         )
