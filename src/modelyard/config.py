@@ -43,6 +43,13 @@ class Settings(BaseSettings):
         default=True, description="Run a background-job worker beside `modelyard serve`, as its child process."
     )
     worker_concurrency: int = Field(default=1, ge=1, le=64, description="Worker threads per worker process.")
+    worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="How far below normal a worker process's CPU priority is (Unix nice): when the machine is busy, "
+        "the API's requests come first and the worker catches up after. 0 keeps it equal.",
+    )
     job_lease_seconds: float = Field(
         default=30.0,
         gt=0,

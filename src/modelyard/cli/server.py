@@ -130,6 +130,9 @@ def worker() -> None:
     from modelyard.job.worker import Worker
 
     settings, db = _prepare()
+    if settings.worker_nice and hasattr(os, "nice"):
+        # Validations can wait; the API's callers cannot (docs/operations.md, "Background jobs").
+        os.nice(settings.worker_nice)
     runner = Worker(db, settings)
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
